@@ -1,0 +1,12 @@
+export type { TileSpec } from "./plan/tile-spec.js";
+export { tilePairCount } from "./plan/tile-spec.js";
+export { DEFAULT_TILE_SHAPE, planDenseKernel } from "./plan/plan-tiles.js";
+export type { DenseKernelRequest, TileShape } from "./plan/plan-tiles.js";
+export { sampleKeys } from "./plan/sample-keys.js";
+export { settingsKey } from "./plan/settings-key.js";
+export { tileWork } from "./plan/tile-work.js";
+export { TileStore } from "./store/tile-store.js";
+export type { PutOutcome } from "./store/tile-store.js";
+export { TileConflictError } from "./store/errors.js";
+export { assembleKernel } from "./kernel/assemble-kernel.js";
+export type { AssembledKernel, KernelAxes } from "./kernel/assemble-kernel.js";
