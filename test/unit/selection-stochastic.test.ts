@@ -53,10 +53,24 @@ test("stochastic greedy evaluates ceil((n / k) ln(1 / epsilon)) candidates per s
   const small = randomSparseKernel({ nRows: 300, nCols: 300, perColumn: 8, seed: 2 });
   const sample = stochasticSampleSize(300, 30, 0.1);
   assert.is(sample, Math.ceil(10 * Math.log(10)));
-  const result = stochasticGreedy(small, { k: 30, epsilon: 0.1, seed: 4 });
+  const result = stochasticGreedy(small, { k: 30, epsilon: 0.1, seed: 4, lazyEvaluation: false });
   assert.is(result.evaluations, 30 * sample);
   const gains = Array.from(result.gains);
   assert.ok(Math.abs(gains.reduce((s, g) => s + g, 0) - result.value) < 1e-6);
+});
+
+test("lazy evaluation changes only the evaluation count, never the run", () => {
+  for (const [name, objective] of Object.entries(objectives)) {
+    for (const [kSmall, epsilon, seed] of [[600, 0.01, 1], [50, 0.2, 2], [1999, 0.5, 3]] as const) {
+      const options = { k: kSmall, objective, epsilon, seed };
+      const plain = stochasticGreedy(kernel, { ...options, lazyEvaluation: false });
+      const lazy = stochasticGreedy(kernel, options);
+      assert.equal(Array.from(lazy.order), Array.from(plain.order), `${name} k ${kSmall}`);
+      assert.equal(Array.from(lazy.gains), Array.from(plain.gains));
+      assert.is(lazy.value, plain.value);
+      assert.ok(lazy.evaluations <= plain.evaluations + n, `${name}: ${lazy.evaluations} vs ${plain.evaluations}`);
+    }
+  }
 });
 
 test.run();

@@ -1,8 +1,11 @@
 /**
- * Binary max-heap of (bound, column) pairs in typed arrays, ordered by bound descending and
+ * 4-ary max-heap of (bound, column) pairs in typed arrays, ordered by bound descending and
  * then column ascending, so the top is the lowest-index column among those with the largest
  * bound. Only the operations lazy greedy needs: read the top, lower its bound, remove it.
  */
+/** Four children per node: half the levels of a binary heap, and siblings share a cache line. */
+const ARITY = 4;
+
 export class BoundHeap {
   private readonly bound: Float64Array;
   private readonly column: Uint32Array;
@@ -15,7 +18,7 @@ export class BoundHeap {
     this.column = new Uint32Array(n);
     for (let j = 0; j < n; j++) this.column[j] = j;
     this.size = n;
-    for (let i = (n >>> 1) - 1; i >= 0; i--) this.siftDown(i);
+    for (let i = Math.floor((n - 2) / ARITY); i >= 0; i--) this.siftDown(i);
   }
 
   get length(): number {
@@ -24,6 +27,17 @@ export class BoundHeap {
 
   topColumn(): number {
     return this.column[0];
+  }
+
+  /** The column that would be on top if the top were removed (the top itself if it is alone). */
+  runnerUpColumn(): number {
+    const { bound, column } = this;
+    const end = 1 + ARITY < this.size ? 1 + ARITY : this.size;
+    let best = 0;
+    for (let q = 1; q < end; q++) {
+      if (best === 0 || bound[q] > bound[best] || (bound[q] === bound[best] && column[q] < column[best])) best = q;
+    }
+    return column[best];
   }
 
   topBound(): number {
@@ -49,17 +63,23 @@ export class BoundHeap {
     const c = column[start];
     let i = start;
     for (;;) {
-      const left = 2 * i + 1;
-      if (left >= size) break;
-      let child = left;
-      const right = left + 1;
-      if (right < size && (bound[right] > bound[left] || (bound[right] === bound[left] && column[right] < column[left]))) {
-        child = right;
+      const first = ARITY * i + 1;
+      if (first >= size) break;
+      const end = first + ARITY < size ? first + ARITY : size;
+      let child = first;
+      let cb = bound[first];
+      let cc = column[first];
+      for (let q = first + 1; q < end; q++) {
+        const qb = bound[q];
+        if (qb > cb || (qb === cb && column[q] < cc)) {
+          child = q;
+          cb = qb;
+          cc = column[q];
+        }
       }
-      const cb = bound[child];
-      if (cb < b || (cb === b && column[child] > c)) break;
+      if (cb < b || (cb === b && cc > c)) break;
       bound[i] = cb;
-      column[i] = column[child];
+      column[i] = cc;
       i = child;
     }
     bound[i] = b;

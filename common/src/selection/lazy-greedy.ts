@@ -1,5 +1,6 @@
 import { BoundHeap } from "./bound-heap.js";
 import { prepareSelection, emptyResult } from "./prepare.js";
+import { touchColumn } from "./prefetch.js";
 import type { CscKernel, GreedyOptions, SelectionResult } from "./types.js";
 
 /**
@@ -25,6 +26,8 @@ export function lazyGreedy(kernel: CscKernel, options: GreedyOptions): Selection
     let j = heap.topColumn();
     // A top bound of 0 means every remaining gain is exactly 0; no evaluation can change the pick.
     while (evaluatedAt[j] !== t && heap.topBound() > 0) {
+      // Unless the top stays on top, the runner-up is evaluated next: start loading its column.
+      touchColumn(kernel, heap.runnerUpColumn());
       evaluatedAt[j] = t;
       heap.lowerTop(state.gain(j));
       evaluations++;

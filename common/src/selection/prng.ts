@@ -39,11 +39,13 @@ export class Xoshiro128 {
     return result >>> 0;
   }
 
-  /** Uniform integer in [0, bound), 1 <= bound <= 2^32, without modulo bias (rejection). */
+  /** Uniform integer in [0, bound), 1 <= bound <= 2^32, without modulo bias. */
   nextBelow(bound: number): number {
-    const limit = 4294967296 - (4294967296 % bound);
+    // Rejecting the lowest (2^32 mod bound) outputs leaves a multiple of bound values, so the
+    // remainder is uniform. Integer-only arithmetic: 2^32 as a double would force a slow fmod.
+    const threshold = (-bound >>> 0) % bound;
     let x = this.nextUint32();
-    while (x >= limit) x = this.nextUint32();
+    while (x < threshold) x = this.nextUint32();
     return x % bound;
   }
 }
