@@ -3,27 +3,39 @@ export type BatchLimits = {
   maxBatch: number;
   /** Most (padded) tokens in one run: bounds the logits memory, whatever n is. */
   maxTokens: number;
+  /**
+   * What one extra model run costs, in padded tokens: small on CPU (runs are cheap, padding is
+   * not), larger on a GPU (launch overhead). Default 64.
+   */
+  runCostTokens?: number;
 };
 
 /**
- * Groups sequence indices into runs: longest first so padding stays small, each run within
- * the limits. Deterministic for a given input, so a tile always runs in the same batches.
+ * Groups sequences into model runs. Sequences are sorted longest first, then cut into runs that
+ * minimise padded tokens plus a fixed cost per run (dynamic programming over the cut points),
+ * each run within the limits. Deterministic for a given input, so a tile always runs in the same
+ * batches and gives the same bytes.
  */
 export function planBatches(lengths: ArrayLike<number>, limits: BatchLimits): number[][] {
-  const order = Array.from({ length: lengths.length }, (_, k) => k).sort((a, b) => lengths[b] - lengths[a] || a - b);
-  const batches: number[][] = [];
-  let current: number[] = [];
-  let width = 0;
-  for (const k of order) {
-    const w = Math.max(width, lengths[k]);
-    if (current.length > 0 && (current.length >= limits.maxBatch || w * (current.length + 1) > limits.maxTokens)) {
-      batches.push(current);
-      current = [];
-      width = 0;
+  const n = lengths.length;
+  const order = Array.from({ length: n }, (_, k) => k).sort((a, b) => lengths[b] - lengths[a] || a - b);
+  const runCost = limits.runCostTokens ?? 64;
+  // best[i]: cheapest way to run order[i..n); cut[i]: where the first run from i ends.
+  const best = new Float64Array(n + 1);
+  const cut = new Int32Array(n + 1);
+  for (let i = n - 1; i >= 0; i--) {
+    const width = Math.max(1, lengths[order[i]]);
+    best[i] = Infinity;
+    for (let j = i + 1; j <= n && j - i <= limits.maxBatch; j++) {
+      if (j - i > 1 && width * (j - i) > limits.maxTokens) break;
+      const cost = width * (j - i) + runCost + best[j];
+      if (cost < best[i]) {
+        best[i] = cost;
+        cut[i] = j;
+      }
     }
-    current.push(k);
-    width = Math.max(width, lengths[k]);
   }
-  if (current.length > 0) batches.push(current);
+  const batches: number[][] = [];
+  for (let i = 0; i < n; i = cut[i]) batches.push(order.slice(i, cut[i]));
   return batches;
 }
