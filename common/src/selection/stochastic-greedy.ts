@@ -1,11 +1,14 @@
 import { ConfigError } from "../errors.js";
+import type { CoverageState } from "./coverage-state.js";
 import { prepareSelection, emptyResult } from "./prepare.js";
-import { touchColumnList } from "./prefetch.js";
+import { touchColumn, touchColumnList } from "./prefetch.js";
 import { Xoshiro128 } from "./prng.js";
 import type { CscKernel, SelectionResult, StochasticGreedyOptions } from "./types.js";
 
 /** Above this sample size the sample is scanned in draw order instead of sorted by bound. */
 const SORTED_SAMPLE_LIMIT = 64;
+/** How many columns ahead of the one being evaluated are prefetched. */
+const PREFETCH_AHEAD = 4;
 
 /**
  * Stochastic greedy (Mirzasoleiman et al. 2015): each step evaluates a uniform sample, without
@@ -22,7 +25,6 @@ export function stochasticGreedy(kernel: CscKernel, options: StochasticGreedyOpt
   const { k } = options;
   const epsilon = options.epsilon ?? 0.01;
   const seed = options.seed ?? 0;
-  const lazy = options.lazyEvaluation ?? true;
   if (!(epsilon > 0 && epsilon < 1)) {
     throw new ConfigError(`epsilon must satisfy 0 < epsilon < 1, got ${epsilon}`);
   }
@@ -32,74 +34,32 @@ export function stochasticGreedy(kernel: CscKernel, options: StochasticGreedyOpt
   const sampleSize = stochasticSampleSize(n, k, epsilon);
   const rng = new Xoshiro128(seed);
   const { order, gains } = emptyResult(k);
-  // remaining[0..left) holds the unselected columns; each step's sample is drawn into its front
-  // by a partial Fisher-Yates shuffle.
+  // remaining[0..left) holds the unselected columns; each step's sample is drawn into its front.
   const remaining = new Uint32Array(n);
   for (let j = 0; j < n; j++) remaining[j] = j;
   let left = n;
   let evaluations = 0;
 
-  // A sequential pass over the columns costs a fraction of the same evaluations in random order.
-  const bound = lazy ? new Float64Array(n) : null;
-  if (bound !== null) {
+  let scan: SampleScan;
+  if (options.lazyEvaluation ?? true) {
+    // One sequential pass costs a fraction of the same evaluations in random order.
+    const bound = new Float64Array(n);
     for (let j = 0; j < n; j++) bound[j] = state.gain(j);
     evaluations += n;
+    scan = new BoundedScan(kernel, state, bound, Math.min(sampleSize, SORTED_SAMPLE_LIMIT));
+  } else {
+    scan = new FullScan(kernel, state);
   }
-  const byBound = new Uint32Array(Math.min(sampleSize, SORTED_SAMPLE_LIMIT));
 
   for (let t = 0; t < k; t++) {
     const draws = sampleSize < left ? sampleSize : left;
-    if (draws < left) {
-      for (let s = 0; s < draws; s++) {
-        const pick = s + rng.nextBelow(left - s);
-        const tmp = remaining[s];
-        remaining[s] = remaining[pick];
-        remaining[pick] = tmp;
-      }
-    }
-    touchColumnList(kernel, remaining, draws);
-    let bestPos = -1;
-    let bestColumn = -1;
-    let bestGain = -1;
-    if (bound === null) {
-      for (let s = 0; s < draws; s++) {
-        const j = remaining[s];
-        const g = state.gain(j);
-        if (g > bestGain || (g === bestGain && j < bestColumn)) {
-          bestGain = g;
-          bestColumn = j;
-          bestPos = s;
-        }
-      }
-      evaluations += draws;
-    } else {
-      // Visit the sample by bound, largest first (or in draw order when it is large), and skip
-      // every column that cannot beat the best fresh gain: its bound is lower, or equal with a
-      // higher index.
-      const sorted = draws <= SORTED_SAMPLE_LIMIT;
-      if (sorted) sortPositionsByBound(byBound, draws, remaining, bound);
-      for (let s = 0; s < draws; s++) {
-        const pos = sorted ? byBound[s] : s;
-        const j = remaining[pos];
-        const b = bound[j];
-        if (b < bestGain || (b === bestGain && j > bestColumn)) {
-          if (sorted) break;
-          continue;
-        }
-        const g = state.gain(j);
-        evaluations++;
-        bound[j] = g;
-        if (g > bestGain || (g === bestGain && j < bestColumn)) {
-          bestGain = g;
-          bestColumn = j;
-          bestPos = pos;
-        }
-      }
-    }
-    state.add(bestColumn);
-    order[t] = bestColumn;
-    gains[t] = bestGain;
-    remaining[bestPos] = remaining[--left];
+    if (draws < left) drawSample(rng, remaining, left, draws);
+    scan.run(remaining, draws);
+    evaluations += scan.evaluations;
+    state.add(scan.bestColumn);
+    order[t] = scan.bestColumn;
+    gains[t] = scan.bestGain;
+    remaining[scan.bestPos] = remaining[--left];
   }
   return { order, gains, value: state.value(), evaluations };
 }
@@ -109,14 +69,128 @@ export function stochasticSampleSize(n: number, k: number, epsilon: number): num
   return Math.max(1, Math.ceil((n / k) * Math.log(1 / epsilon)));
 }
 
-/** positions[0..count) = 0..count-1 ordered by bound of remaining[pos] descending, column ascending. */
-function sortPositionsByBound(positions: Uint32Array, count: number, remaining: Uint32Array, bound: Float64Array): void {
+/** Partial Fisher-Yates: a uniform sample without replacement of remaining[0..left) into remaining[0..draws). */
+function drawSample(rng: Xoshiro128, remaining: Uint32Array, left: number, draws: number): void {
+  for (let s = 0; s < draws; s++) {
+    const pick = s + rng.nextBelow(left - s);
+    const tmp = remaining[s];
+    remaining[s] = remaining[pick];
+    remaining[pick] = tmp;
+  }
+}
+
+/** Finds the best of sample[0..count): largest gain, ties to the lower column. */
+type SampleScan = {
+  run(sample: Uint32Array, count: number): void;
+  bestPos: number;
+  bestColumn: number;
+  bestGain: number;
+  /** Gain evaluations made by the last run. */
+  evaluations: number;
+};
+
+class FullScan implements SampleScan {
+  bestPos = -1;
+  bestColumn = -1;
+  bestGain = -1;
+  evaluations = 0;
+
+  constructor(
+    private readonly kernel: CscKernel,
+    private readonly state: CoverageState,
+  ) {}
+
+  run(sample: Uint32Array, count: number): void {
+    touchColumnList(this.kernel, sample, count);
+    let bestPos = -1;
+    let bestColumn = -1;
+    let bestGain = -1;
+    for (let s = 0; s < count; s++) {
+      const j = sample[s];
+      const g = this.state.gain(j);
+      if (g > bestGain || (g === bestGain && j < bestColumn)) {
+        bestGain = g;
+        bestColumn = j;
+        bestPos = s;
+      }
+    }
+    this.bestPos = bestPos;
+    this.bestColumn = bestColumn;
+    this.bestGain = bestGain;
+    this.evaluations = count;
+  }
+}
+
+/**
+ * Visits the sample by bound, largest first (in draw order when the sample is large), and skips
+ * every column that cannot beat the best fresh gain: its bound is lower, or equal with a higher
+ * index. Only columns about to be evaluated are prefetched.
+ */
+class BoundedScan implements SampleScan {
+  bestPos = -1;
+  bestColumn = -1;
+  bestGain = -1;
+  evaluations = 0;
+  private readonly byBound: Uint32Array;
+
+  constructor(
+    private readonly kernel: CscKernel,
+    private readonly state: CoverageState,
+    private readonly bound: Float64Array,
+    sortedCapacity: number,
+  ) {
+    this.byBound = new Uint32Array(sortedCapacity);
+  }
+
+  run(sample: Uint32Array, count: number): void {
+    const { kernel, state, bound, byBound } = this;
+    const sorted = count <= byBound.length;
+    if (sorted) {
+      sortPositionsByBound(byBound, count, sample, bound);
+      for (let s = 0; s < count && s < PREFETCH_AHEAD; s++) touchColumn(kernel, sample[byBound[s]]);
+    } else {
+      touchColumnList(kernel, sample, count);
+    }
+    let bestPos = -1;
+    let bestColumn = -1;
+    let bestGain = -1;
+    let evaluations = 0;
+    for (let s = 0; s < count; s++) {
+      const pos = sorted ? byBound[s] : s;
+      const j = sample[pos];
+      const b = bound[j];
+      if (b < bestGain || (b === bestGain && j > bestColumn)) {
+        if (sorted) break;
+        continue;
+      }
+      if (sorted && s + PREFETCH_AHEAD < count) {
+        const ahead = sample[byBound[s + PREFETCH_AHEAD]];
+        if (bound[ahead] >= bestGain) touchColumn(kernel, ahead);
+      }
+      const g = state.gain(j);
+      evaluations++;
+      bound[j] = g;
+      if (g > bestGain || (g === bestGain && j < bestColumn)) {
+        bestGain = g;
+        bestColumn = j;
+        bestPos = pos;
+      }
+    }
+    this.bestPos = bestPos;
+    this.bestColumn = bestColumn;
+    this.bestGain = bestGain;
+    this.evaluations = evaluations;
+  }
+}
+
+/** positions[0..count) = 0..count-1 ordered by bound of sample[pos] descending, column ascending. */
+function sortPositionsByBound(positions: Uint32Array, count: number, sample: Uint32Array, bound: Float64Array): void {
   for (let s = 0; s < count; s++) {
-    const j = remaining[s];
+    const j = sample[s];
     const b = bound[j];
     let q = s - 1;
     while (q >= 0) {
-      const other = remaining[positions[q]];
+      const other = sample[positions[q]];
       const ob = bound[other];
       if (ob > b || (ob === b && other < j)) break;
       positions[q + 1] = positions[q];
