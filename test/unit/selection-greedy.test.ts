@@ -251,7 +251,7 @@ test("optimisers reject a bad k, epsilon, objective vector and negative kernel v
   expectConfig(() => stochasticGreedy(kernel, { k: 2, epsilon: 0 }), /epsilon must satisfy 0 < epsilon < 1/);
   expectConfig(() => stochasticGreedy(kernel, { k: 2, epsilon: 1 }), /epsilon/);
   const negative = cscFromDense(Float32Array.from([0.5, -0.25]), 1, 2);
-  expectConfig(() => lazyGreedy(negative, { k: 1 }), /negative; scale the kernel first/);
+  expectConfig(() => lazyGreedy(negative, { k: 1 }), /\(row 0, column 1\): value -0.25 is negative; scale the kernel first/);
   const empty = { nRows: 0, nCols: 0, colPtr: Uint32Array.from([0]), rowIdx: new Uint32Array(0), values: new Float32Array(0) };
   expectConfig(() => lazyGreedy(empty, { k: 1 }), /empty kernel/);
 });

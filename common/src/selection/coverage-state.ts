@@ -16,7 +16,7 @@
  * increases between evaluations, which is what keeps lazy greedy exact in floating point.
  */
 import { ConfigError } from "../errors.js";
-import { validateKernel } from "./csc.js";
+import { checkKernel } from "./csc.js";
 import type { CscKernel, Objective } from "./types.js";
 
 export class CoverageState {
@@ -30,8 +30,8 @@ export class CoverageState {
   private readonly values: Float32Array;
 
   constructor(kernel: CscKernel, objective: Objective) {
-    validateKernel(kernel);
-    checkNonNegative(kernel.values);
+    // The objectives assume s >= 0 (what both scalings produce), so f(empty set) = 0.
+    checkKernel(kernel, true);
     this.colPtr = kernel.colPtr;
     this.rowIdx = kernel.rowIdx;
     this.values = kernel.values;
@@ -128,14 +128,4 @@ function scaledRowVector(
     scaled[i] = factor * v;
   }
   return scaled;
-}
-
-function checkNonNegative(values: Float32Array): void {
-  for (let p = 0; p < values.length; p++) {
-    if (values[p] < 0) {
-      throw new ConfigError(
-        `kernel value ${values[p]} at entry ${p} is negative; scale the kernel first (scaleKernelInPlace)`,
-      );
-    }
-  }
 }

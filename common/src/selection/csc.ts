@@ -91,6 +91,11 @@ export function kernelBytes(kernel: CscKernel): number {
  * increasing rows per column, finite values); throws a ConfigError naming the first violation.
  */
 export function validateKernel(kernel: CscKernel): void {
+  checkKernel(kernel, false);
+}
+
+/** validateKernel, and with requireNonNegative also no negative value, in the same single pass. */
+export function checkKernel(kernel: CscKernel, requireNonNegative: boolean): void {
   const { nRows, nCols, colPtr, rowIdx, values } = kernel;
   checkShape(nRows, nCols);
   if (colPtr.length !== nCols + 1) {
@@ -117,8 +122,14 @@ export function validateKernel(kernel: CscKernel): void {
             : `column ${j}: rows not in ascending order at row ${r}`,
         );
       }
-      if (!Number.isFinite(values[p])) {
-        throw new ConfigError(`kernel entry (row ${r}, column ${j}): value ${values[p]} is not finite`);
+      const v = values[p];
+      if (!Number.isFinite(v)) {
+        throw new ConfigError(`kernel entry (row ${r}, column ${j}): value ${v} is not finite`);
+      }
+      if (requireNonNegative && v < 0) {
+        throw new ConfigError(
+          `kernel entry (row ${r}, column ${j}): value ${v} is negative; scale the kernel first (scaleKernelInPlace)`,
+        );
       }
     }
   }
