@@ -1,10 +1,12 @@
 import { isAbortedError, isConfigError, isInputError, ModelError } from "../../common/src/mod.js";
 import { kernelCommand } from "./commands/kernel.js";
+import { selectCommand } from "./commands/select.js";
 
 type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, Command> = {
   kernel: kernelCommand,
+  select: selectCommand,
 };
 
 const USAGE = `delift: DELIFT data selection for LLM fine-tuning
@@ -12,6 +14,7 @@ const USAGE = `delift: DELIFT data selection for LLM fine-tuning
 Usage: delift <command> [options]   (delift <command> --help for its options)
 
 Commands:
+  select          select a subset of a data set (kernel + submodular selection) on this machine
   kernel          compute the utility kernel of a data set on this machine`;
 
 export async function main(argv: string[]): Promise<number> {

@@ -14,3 +14,5 @@ export type { TileHooks } from "./engine/tile-engine.js";
 export { planBatches } from "./engine/batching.js";
 export type { BatchLimits } from "./engine/batching.js";
 export { responseDistance } from "./engine/distance.js";
+export { loadOnnxEncoder } from "./model/onnx-encoder.js";
+export type { SentenceEncoder } from "./model/onnx-encoder.js";

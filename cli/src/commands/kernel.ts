@@ -3,7 +3,7 @@ import { writeKernel } from "../../../common/src/kernel/kernel-files.js";
 import { TileStore } from "../../../coordinator/src/mod.js";
 import { loadOnnxCausalLm } from "../../../worker/src/mod.js";
 import { parseCommand, requireString } from "../args.js";
-import { computeKernel } from "../embedded/compute-kernel.js";
+import { computeKernels } from "../embedded/compute-kernel.js";
 import { KernelProgress } from "../progress/kernel-progress.js";
 import { defaultStoreDir } from "../setup/default-store.js";
 import { abortOnSignals } from "../setup/interrupt.js";
@@ -56,8 +56,11 @@ export async function kernelCommand(argv: string[]): Promise<number> {
   const progress = new KernelProgress(!values.quiet);
   const interrupt = abortOnSignals();
   try {
-    const { kernel, stats } = await computeKernel({
-      corpus,
+    const { kernels, stats } = await computeKernels({
+      tokens: corpus.tokens,
+      ids: corpus.samples.map((s) => s.id),
+      dataLabel: corpus.file,
+      requests: [{ targets: all, examples: all }],
       prompts: inputs.prompts,
       modelHash: inputs.bundle.hash,
       model,
@@ -68,6 +71,7 @@ export async function kernelCommand(argv: string[]): Promise<number> {
       progress,
     });
     progress.stop();
+    const kernel = kernels[0];
     await writeKernel(out, kernel, interrupt.signal);
     const t = kernel.metadata.truncated;
     process.stderr.write(

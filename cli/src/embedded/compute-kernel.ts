@@ -1,4 +1,4 @@
-import type { PreparedCorpus, TokenizedPrompts } from "../../../common/src/mod.js";
+import type { TokenizedCorpus, TokenizedPrompts } from "../../../common/src/mod.js";
 import { KERNEL_FORMAT, type UtilityKernel } from "../../../common/src/kernel/kernel-files.js";
 import {
   assembleKernel,
@@ -13,17 +13,21 @@ import {
 } from "../../../coordinator/src/mod.js";
 import { TileEngine, type BatchLimits, type CausalLm } from "../../../worker/src/mod.js";
 
+/** One kernel to compute: targets (rows) x examples (columns), as global sample indices. */
+export type KernelRequest = { targets: Uint32Array; examples: Uint32Array };
+
 export type KernelComputation = {
-  corpus: PreparedCorpus;
+  tokens: TokenizedCorpus;
+  /** Sample ids by global index, recorded in kernel.json. */
+  ids: string[];
+  dataLabel: string;
   prompts: TokenizedPrompts;
   modelHash: string;
   model: CausalLm;
   batch: BatchLimits;
   tile: TileShape;
   store: TileStore;
-  /** Global indices of targets (rows) and examples (columns); default: every sample. */
-  targets?: Uint32Array;
-  examples?: Uint32Array;
+  requests: KernelRequest[];
   signal?: AbortSignal;
   progress?: {
     start(totals: { tiles: number; pairs: number; tilesDone: number; pairsDone: number }): void;
@@ -43,15 +47,17 @@ export type KernelRunStats = {
 
 /**
  * The embedded default: planner, tile engine and tile store in one process, the same pieces the
- * cluster runs apart. Stored tiles (content-keyed) are reused, so an interrupted run resumes.
+ * cluster runs apart. Tiles are content-keyed: a tile shared by two kernels is computed once,
+ * and stored tiles are reused, so an interrupted run resumes where it stopped.
  */
-export async function computeKernel(job: KernelComputation): Promise<{ kernel: UtilityKernel; stats: KernelRunStats }> {
+export async function computeKernels(job: KernelComputation): Promise<{ kernels: UtilityKernel[]; stats: KernelRunStats }> {
   const started = performance.now();
-  const all = Uint32Array.from({ length: job.corpus.tokens.count }, (_, i) => i);
-  const targets = job.targets ?? all;
-  const examples = job.examples ?? all;
   const settings = settingsKey(job.modelHash, job.prompts);
-  const tiles = planDenseKernel({ settingsKey: settings, sampleKeys: sampleKeys(job.corpus.tokens), targets, examples, shape: job.tile });
+  const keys = sampleKeys(job.tokens);
+  const plans = job.requests.map((r) => planDenseKernel({ settingsKey: settings, sampleKeys: keys, ...r, shape: job.tile }));
+  const unique = new Map<string, TileSpec>();
+  for (const plan of plans) for (const t of plan) unique.set(t.id, t);
+  const tiles = [...unique.values()];
   const pending = tiles.filter((t) => !job.store.has(t.id));
   const totalPairs = tiles.reduce((n, t) => n + tilePairCount(t), 0);
   const pendingPairs = pending.reduce((n, t) => n + tilePairCount(t), 0);
@@ -60,7 +66,7 @@ export async function computeKernel(job: KernelComputation): Promise<{ kernel: U
   const engine = new TileEngine(job.model, job.prompts, job.batch);
   for (const tile of pending) {
     job.signal?.throwIfAborted();
-    const output = await engine.compute(tileWork(tile, job.corpus.tokens), {
+    const output = await engine.compute(tileWork(tile, job.tokens), {
       signal: job.signal,
       onScored: (count) => job.progress?.scored(count),
     });
@@ -68,39 +74,43 @@ export async function computeKernel(job: KernelComputation): Promise<{ kernel: U
     job.progress?.tileDone();
   }
 
-  const axes = {
-    rowOf: new Map(Array.from(targets, (g, k) => [g, k])),
-    colOf: new Map(Array.from(examples, (g, k) => [g, k])),
-    nRows: targets.length,
-    nCols: examples.length,
-  };
-  const assembled = await assembleKernel(tiles, axes, (t: TileSpec) => job.store.get(t.id));
-  const ids = job.corpus.samples.map((s) => s.id);
-  const kernel: UtilityKernel = {
-    csc: assembled.csc,
-    baseline: assembled.baseline,
-    metadata: {
-      format: KERNEL_FORMAT,
+  const kernels: UtilityKernel[] = [];
+  for (let r = 0; r < job.requests.length; r++) {
+    const { targets, examples } = job.requests[r];
+    const axes = {
+      rowOf: new Map(Array.from(targets, (g, k) => [g, k])),
+      colOf: new Map(Array.from(examples, (g, k) => [g, k])),
       nRows: targets.length,
       nCols: examples.length,
-      nnz: assembled.csc.rowIdx.length,
-      rowIds: Array.from(targets, (g) => ids[g]),
-      colIds: Array.from(examples, (g) => ids[g]),
-      modelHash: job.modelHash,
-      settingsKey: settings,
-      maxLength: job.prompts.maxLength,
-      truncated: assembled.truncated,
-      data: job.corpus.file,
-    },
-  };
+    };
+    const assembled = await assembleKernel(plans[r], axes, (t) => job.store.get(t.id));
+    kernels.push({
+      csc: assembled.csc,
+      baseline: assembled.baseline,
+      metadata: {
+        format: KERNEL_FORMAT,
+        nRows: targets.length,
+        nCols: examples.length,
+        nnz: assembled.csc.rowIdx.length,
+        rowIds: Array.from(targets, (g) => job.ids[g]),
+        colIds: Array.from(examples, (g) => job.ids[g]),
+        modelHash: job.modelHash,
+        settingsKey: settings,
+        maxLength: job.prompts.maxLength,
+        truncated: assembled.truncated,
+        data: job.dataLabel,
+      },
+    });
+  }
+  const pairs = job.requests.reduce((n, r) => n + r.targets.length * r.examples.length, 0);
   return {
-    kernel,
+    kernels,
     stats: {
       tiles: tiles.length,
       tilesComputed: pending.length,
       tilesReused: tiles.length - pending.length,
-      pairs: targets.length * examples.length,
-      baselines: targets.length,
+      pairs,
+      baselines: tiles.reduce((n, t) => n + (t.kind === "baseline" ? t.targets.length : 0), 0),
       seconds: (performance.now() - started) / 1000,
     },
   };

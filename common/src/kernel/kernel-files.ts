@@ -1,9 +1,9 @@
-import { mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import { randomUUID } from "node:crypto";
+import { open, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { fileWriter, ParquetWriter } from "hyparquet-writer";
 import { InputError } from "../errors.js";
 import type { CscKernel } from "../selection/types.js";
+import { writeOutputDir } from "../util/output-dir.js";
 
 export const KERNEL_FORMAT = "delift-kernel/1";
 const MAGIC = "DELIFTK1";
@@ -34,21 +34,16 @@ export type UtilityKernel = { csc: CscKernel; baseline: Float32Array; metadata: 
  * into place at the end, so an interrupted write leaves no half-written kernel.
  */
 export async function writeKernel(dir: string, kernel: UtilityKernel, signal?: AbortSignal): Promise<void> {
-  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${randomUUID().slice(0, 8)}`);
-  await mkdir(tmp, { recursive: true });
-  try {
+  await writeOutputDir(dir, KERNEL_FILES, async (tmp) => {
     await writeBinary(join(tmp, "kernel.bin"), kernel);
     signal?.throwIfAborted();
     writeParquet(join(tmp, "kernel.parquet"), kernel.csc);
     signal?.throwIfAborted();
     await writeFile(join(tmp, "kernel.json"), JSON.stringify(kernel.metadata, null, 1) + "\n");
-    await rm(dir, { recursive: true, force: true });
-    await rename(tmp, dir);
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  });
 }
+
+export const KERNEL_FILES = ["kernel.bin", "kernel.parquet", "kernel.json"];
 
 async function writeBinary(path: string, kernel: UtilityKernel): Promise<void> {
   const { csc, baseline } = kernel;

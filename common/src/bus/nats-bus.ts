@@ -1,0 +1,200 @@
+import { createReadStream, createWriteStream } from "node:fs";
+import { rename, rm } from "node:fs/promises";
+import { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { headers as natsHeaders } from "@nats-io/transport-node";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type Consumer,
+  type JetStreamClient,
+  type JetStreamManager,
+} from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import { Objm, type ObjectStore } from "@nats-io/obj";
+import type { BlobStore, KeyValueBucket, QueueSettings, TileDelivery, TileQueue, TileSource } from "./types.js";
+
+const CONSUMER = "workers";
+const TILE_HEADER = "Delift-Tile";
+
+export function tileStreamName(jobId: string): string {
+  return `DELIFT_TILES_${jobId}`;
+}
+
+function tileSubject(jobId: string): string {
+  return `delift.tiles.${jobId}`;
+}
+
+/** JetStream work queue: one stream per job, one durable pull consumer shared by all workers. */
+export class NatsTileQueue implements TileQueue {
+  private sub: Subscription | null = null;
+  private readonly handlers: ((jobId: string, tileId: string) => void)[] = [];
+
+  private constructor(private readonly nc: NatsConnection, private readonly js: JetStreamClient, private readonly jsm: JetStreamManager) {}
+
+  static async create(nc: NatsConnection): Promise<NatsTileQueue> {
+    return new NatsTileQueue(nc, jetstream(nc), await jetstreamManager(nc));
+  }
+
+  async open(jobId: string, settings: QueueSettings): Promise<void> {
+    const name = tileStreamName(jobId);
+    const exists = await this.jsm.streams.info(name).then(() => true, () => false);
+    if (!exists) {
+      await this.jsm.streams.add({ name, subjects: [tileSubject(jobId)], retention: RetentionPolicy.Workqueue, storage: StorageType.File });
+    }
+    const consumerExists = await this.jsm.consumers.info(name, CONSUMER).then(() => true, () => false);
+    if (!consumerExists) {
+      await this.jsm.consumers.add(name, {
+        durable_name: CONSUMER,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ack_wait: settings.ackWaitMs * 1_000_000,
+        max_deliver: settings.maxDeliver,
+      });
+    }
+  }
+
+  async publish(jobId: string, tileId: string, data: Uint8Array): Promise<void> {
+    const h = natsHeaders();
+    h.set(TILE_HEADER, tileId);
+    await this.js.publish(tileSubject(jobId), data, { msgID: `${jobId}.${tileId}`, headers: h });
+  }
+
+  async purge(jobId: string): Promise<void> {
+    await this.jsm.streams.purge(tileStreamName(jobId)).catch(() => undefined);
+  }
+
+  async release(jobId: string): Promise<void> {
+    await this.jsm.streams.delete(tileStreamName(jobId)).catch(() => undefined);
+  }
+
+  onMaxDeliveries(handler: (jobId: string, tileId: string) => void): void {
+    this.handlers.push(handler);
+    if (this.sub) return;
+    this.sub = this.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.*.${CONSUMER}`, {
+      callback: (err, msg) => {
+        if (err) return;
+        void this.advisory(msg.data).catch(() => undefined);
+      },
+    });
+  }
+
+  private async advisory(data: Uint8Array): Promise<void> {
+    const event = JSON.parse(new TextDecoder().decode(data)) as { stream?: string; stream_seq?: number };
+    if (!event.stream?.startsWith("DELIFT_TILES_") || !event.stream_seq) return;
+    const jobId = event.stream.slice("DELIFT_TILES_".length);
+    const stored = await this.jsm.streams.getMessage(event.stream, { seq: event.stream_seq });
+    const tileId = stored?.header?.get(TILE_HEADER);
+    if (tileId) for (const h of this.handlers) h(jobId, tileId);
+  }
+
+  async close(): Promise<void> {
+    this.sub?.unsubscribe();
+  }
+}
+
+export class NatsTileSource implements TileSource {
+  private readonly consumers = new Map<string, Consumer>();
+  private constructor(private readonly js: JetStreamClient) {}
+
+  static create(nc: NatsConnection): NatsTileSource {
+    return new NatsTileSource(jetstream(nc));
+  }
+
+  async next(jobId: string, timeoutMs: number): Promise<TileDelivery | null> {
+    let consumer = this.consumers.get(jobId);
+    try {
+      if (!consumer) {
+        consumer = await this.js.consumers.get(tileStreamName(jobId), CONSUMER);
+        this.consumers.set(jobId, consumer);
+      }
+      const msg = await consumer.next({ expires: Math.max(1000, timeoutMs) });
+      if (!msg) return null;
+      return {
+        data: msg.data,
+        deliveryCount: msg.info.deliveryCount,
+        working: () => msg.working(),
+        ack: async () => {
+          await msg.ackAck();
+        },
+        nak: (delayMs) => msg.nak(delayMs),
+        term: (reason) => msg.term(reason),
+      };
+    } catch (err) {
+      // The job's stream is gone (job ended) or NATS is restarting: forget the handle, let the caller retry.
+      this.consumers.delete(jobId);
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.consumers.clear();
+  }
+}
+
+export class NatsKeyValue implements KeyValueBucket {
+  private constructor(private readonly kv: KV) {}
+
+  /** Opens (or creates) a bucket; `ttlMs` expires entries not rewritten in time (heartbeats). */
+  static async open(nc: NatsConnection, bucket: string, ttlMs?: number): Promise<NatsKeyValue> {
+    const kv = await new Kvm(nc).create(bucket, { history: 1, storage: StorageType.File, ...(ttlMs ? { ttl: ttlMs } : {}) });
+    return new NatsKeyValue(kv);
+  }
+
+  async get(key: string): Promise<Uint8Array | null> {
+    const e = await this.kv.get(key);
+    return e && e.operation === "PUT" ? e.value : null;
+  }
+
+  async put(key: string, value: Uint8Array): Promise<void> {
+    await this.kv.put(key, value);
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.kv.delete(key);
+  }
+
+  async keys(prefix = ""): Promise<string[]> {
+    const out: string[] = [];
+    for await (const k of await this.kv.keys(prefix ? `${prefix}>` : ">")) out.push(k);
+    return out;
+  }
+}
+
+export class NatsBlobStore implements BlobStore {
+  private constructor(private readonly store: ObjectStore) {}
+
+  static async open(nc: NatsConnection, bucket: string): Promise<NatsBlobStore> {
+    return new NatsBlobStore(await new Objm(nc).create(bucket, { storage: StorageType.File }));
+  }
+
+  async has(name: string): Promise<boolean> {
+    const info = await this.store.info(name);
+    return info !== null && !info.deleted;
+  }
+
+  async putFile(name: string, path: string): Promise<void> {
+    await this.store.put({ name }, Readable.toWeb(createReadStream(path)) as unknown as ReadableStream<Uint8Array>);
+  }
+
+  /** Streams the blob to `path` (via a temp file; the object store checks its digest). */
+  async getToFile(name: string, path: string): Promise<void> {
+    const result = await this.store.get(name);
+    if (!result) throw new Error(`object ${name} is not in the object store`);
+    const tmp = `${path}.part`;
+    try {
+      await pipeline(Readable.fromWeb(result.data as unknown as import("node:stream/web").ReadableStream<Uint8Array>), createWriteStream(tmp) as Writable);
+      const err = await result.error;
+      if (err) throw err;
+      await rename(tmp, path);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,106 @@
+import { Packr } from "msgpackr";
+import { ProtocolError } from "../errors.js";
+import type { TokenizedCorpus } from "../data/tokenized-corpus.js";
+import type { TileWork } from "./types.js";
+
+/** A tile on the wire (msgpack): ids and tile work; integer arrays as little-endian bytes. */
+export type TileMessage = { jobId: string; tileId: string; work: TileWork };
+
+const VERSION = 1;
+const packr = new Packr({ useRecords: false, moreTypes: false });
+const JOB_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const TILE_ID = /^[0-9a-f]{64}$/;
+/** A tile's samples and columns are bounded so a hostile message cannot exhaust memory. */
+const MAX_SAMPLES = 1 << 20;
+const MAX_TOKENS = 1 << 26;
+
+export function encodeTileMessage(m: TileMessage): Uint8Array {
+  const w = m.work;
+  const body: Record<string, unknown> = {
+    v: VERSION,
+    job: m.jobId,
+    tile: m.tileId,
+    kind: w.kind,
+    ids: bytes(w.samples.ids),
+    offsets: bytes(w.samples.offsets),
+  };
+  if (w.kind === "baseline") {
+    body.targets = bytes(w.targets);
+  } else {
+    // Block tiles (every column with the same rows) travel as columns + one row list.
+    const rows = w.columns[0]?.rows ?? new Uint32Array(0);
+    if (!w.columns.every((c) => c.rows === rows || sameValues(c.rows, rows))) throw new Error("only block tiles can be encoded");
+    body.columns = bytes(Uint32Array.from(w.columns, (c) => c.example));
+    body.rows = bytes(rows);
+  }
+  return packr.pack(body);
+}
+
+/** Decodes and validates a tile message; anything malformed is a ProtocolError, never a crash. */
+export function decodeTileMessage(data: Uint8Array): TileMessage {
+  let raw: unknown;
+  try {
+    raw = packr.unpack(data);
+  } catch (err) {
+    throw new ProtocolError(`tile message is not msgpack: ${(err as Error).message}`);
+  }
+  if (!raw || typeof raw !== "object") throw new ProtocolError("tile message is not a map");
+  const m = raw as Record<string, unknown>;
+  if (m.v !== VERSION) throw new ProtocolError(`tile message version ${String(m.v)}, expected ${VERSION}`);
+  if (typeof m.job !== "string" || !JOB_ID.test(m.job)) throw new ProtocolError("tile message: bad job id");
+  if (typeof m.tile !== "string" || !TILE_ID.test(m.tile)) throw new ProtocolError("tile message: bad tile id");
+  const ids = int32s(m.ids, "ids");
+  const offsets = uint32s(m.offsets, "offsets");
+  if (ids.length > MAX_TOKENS) throw new ProtocolError("tile message: too many tokens");
+  if (offsets.length % 2 !== 1 || offsets.length > 2 * MAX_SAMPLES + 1) throw new ProtocolError("tile message: offsets must hold 2n+1 entries");
+  if (offsets[0] !== 0 || offsets[offsets.length - 1] !== ids.length) throw new ProtocolError("tile message: offsets do not span the ids");
+  for (let k = 1; k < offsets.length; k++) if (offsets[k] < offsets[k - 1]) throw new ProtocolError("tile message: offsets decrease");
+  for (let k = 0; k < ids.length; k++) if (ids[k] < 0) throw new ProtocolError("tile message: negative token id");
+  const samples: TokenizedCorpus = { count: (offsets.length - 1) / 2, ids, offsets };
+  const inRange = (a: Uint32Array, what: string) => {
+    for (const i of a) if (i >= samples.count) throw new ProtocolError(`tile message: ${what} index ${i} out of range (${samples.count} samples)`);
+    return a;
+  };
+  const base = { jobId: m.job, tileId: m.tile };
+  if (m.kind === "baseline") {
+    const targets = inRange(uint32s(m.targets, "targets"), "target");
+    if (targets.length === 0) throw new ProtocolError("tile message: no targets");
+    return { ...base, work: { kind: "baseline", samples, targets } };
+  }
+  if (m.kind === "pairs") {
+    const columns = inRange(uint32s(m.columns, "columns"), "column");
+    const rows = inRange(uint32s(m.rows, "rows"), "row");
+    if (columns.length === 0 || rows.length === 0) throw new ProtocolError("tile message: empty tile");
+    return { ...base, work: { kind: "pairs", samples, columns: Array.from(columns, (example) => ({ example, rows })) } };
+  }
+  throw new ProtocolError(`tile message: unknown kind ${String(m.kind)}`);
+}
+
+function bytes(a: Int32Array | Uint32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+function raw(value: unknown, name: string): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw new ProtocolError(`tile message: ${name} must be binary`);
+  if (value.byteLength % 4 !== 0) throw new ProtocolError(`tile message: ${name} length is not a multiple of 4`);
+  return value;
+}
+
+/** Copies into an aligned buffer (msgpack bin fields can start at any byte offset). */
+function int32s(value: unknown, name: string): Int32Array {
+  const b = raw(value, name);
+  const out = new Int32Array(b.byteLength / 4);
+  new Uint8Array(out.buffer).set(b);
+  return out;
+}
+
+function uint32s(value: unknown, name: string): Uint32Array {
+  const b = raw(value, name);
+  const out = new Uint32Array(b.byteLength / 4);
+  new Uint8Array(out.buffer).set(b);
+  return out;
+}
+
+function sameValues(a: Uint32Array, b: Uint32Array): boolean {
+  return a.length === b.length && a.every((v, k) => v === b[k]);
+}

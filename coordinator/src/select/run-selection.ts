@@ -1,0 +1,93 @@
+import {
+  lazyGreedy,
+  objectiveValue,
+  rowMaxima,
+  scaleKernelInPlace,
+  stochasticGreedy,
+  type CscKernel,
+  type KernelScaling,
+  type Objective,
+  type ScalingReport,
+  type SelectionResult,
+} from "../../../common/src/selection/mod.js";
+
+export type Stage = "instruction" | "task" | "continual";
+
+export type SelectionSettings = {
+  stage: Stage;
+  k: number;
+  optimizer: "stochastic" | "lazy";
+  epsilon: number;
+  seed: number;
+  scaling: KernelScaling;
+  eta: number;
+  nu: number;
+  /** Also run lazy greedy to report the ratio; "auto" does so when the kernel is small. */
+  compareWithLazy: "auto" | "always" | "never";
+};
+
+/**
+ * The kernels of a selection, raw (UF or cosine), in the orientation they are computed:
+ * - main: rows = targets i in V, columns = examples j in V;
+ * - task (FLMI): rows = targets q in Q, columns = examples i in V  (UF[q][i], DESIGN.md §1);
+ * - continual (FLCG): rows = targets i in V, columns = examples e in E (UF[i][e]).
+ */
+export type SelectionKernels = { main: CscKernel; second: CscKernel | null };
+
+export type SelectionOutcome = {
+  result: SelectionResult;
+  lazy: SelectionResult | null;
+  objective: Objective;
+  valueOfAll: number;
+  scaling: { main: ScalingReport; second: ScalingReport | null };
+  seconds: number;
+};
+
+const AUTO_LAZY_MAX_ENTRIES = 4_000_000;
+
+/** Scales the kernels in place, builds the stage's objective and runs the optimiser. */
+export function runSelection(kernels: SelectionKernels, s: SelectionSettings): SelectionOutcome {
+  const started = performance.now();
+  const main = scaleKernelInPlace(kernels.main, s.scaling);
+  let second: ScalingReport | null = null;
+  let objective: Objective = { kind: "fl" };
+  if (s.stage !== "instruction") {
+    if (!kernels.second) throw new Error(`stage "${s.stage}" needs its second kernel`);
+    second = scaleKernelInPlace(kernels.second, s.scaling);
+    objective =
+      s.stage === "task"
+        ? { kind: "flmi", targetMax: columnMaxima(kernels.second), eta: s.eta }
+        : { kind: "flcg", existingMax: rowMaxima(kernels.second), nu: s.nu };
+  }
+  const options = { k: s.k, objective };
+  const result = s.optimizer === "lazy" ? lazyGreedy(kernels.main, options) : stochasticGreedy(kernels.main, { ...options, epsilon: s.epsilon, seed: s.seed });
+  const seconds = (performance.now() - started) / 1000;
+  const wantLazy =
+    s.optimizer !== "lazy" &&
+    (s.compareWithLazy === "always" || (s.compareWithLazy === "auto" && kernels.main.rowIdx.length <= AUTO_LAZY_MAX_ENTRIES));
+  const lazy = wantLazy ? lazyGreedy(kernels.main, options) : s.optimizer === "lazy" ? result : null;
+  const all = Uint32Array.from({ length: kernels.main.nCols }, (_, j) => j);
+  return {
+    result,
+    lazy,
+    objective,
+    valueOfAll: objectiveValue(kernels.main, all, objective),
+    scaling: { main, second },
+    seconds,
+  };
+}
+
+/** m[i] = max over stored entries of column i, floored at 0 (unstored entries are 0). */
+export function columnMaxima(kernel: CscKernel): Float32Array {
+  const maxima = new Float32Array(kernel.nCols);
+  for (let c = 0; c < kernel.nCols; c++) {
+    for (let p = kernel.colPtr[c]; p < kernel.colPtr[c + 1]; p++) if (kernel.values[p] > maxima[c]) maxima[c] = kernel.values[p];
+  }
+  return maxima;
+}
+
+export function valueHistogram(values: Float32Array, bins = 20): { edges: number[]; counts: number[] } {
+  const counts = new Array<number>(bins).fill(0);
+  for (let p = 0; p < values.length; p++) counts[Math.min(bins - 1, Math.max(0, Math.floor(values[p] * bins)))]++;
+  return { edges: Array.from({ length: bins + 1 }, (_, k) => k / bins), counts };
+}

@@ -1,0 +1,40 @@
+import { createWriteStream } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { finished } from "node:stream/promises";
+import { writeOutputDir } from "../../../common/src/util/output-dir.js";
+import { renderReportHtml } from "../report/report-html.js";
+import type { SelectionReport } from "../report/types.js";
+
+export const SELECTION_FILES = ["selected.jsonl", "report.json", "report.html"];
+
+export type SelectionRecords = {
+  /** The user's records, by kernel column. */
+  records: Record<string, unknown>[];
+  order: Uint32Array;
+  gains: Float64Array;
+};
+
+/**
+ * DIR/selected.jsonl (each selected record with its original fields plus index, rank and gain,
+ * in pick order), DIR/report.json and DIR/report.html, all or nothing.
+ */
+export async function writeSelection(dir: string, selection: SelectionRecords, report: SelectionReport): Promise<void> {
+  await writeOutputDir(dir, SELECTION_FILES, async (tmp) => {
+    const out = createWriteStream(join(tmp, "selected.jsonl"));
+    for (let k = 0; k < selection.order.length; k++) {
+      const j = selection.order[k];
+      const line = JSON.stringify({ ...selection.records[j], index: j, rank: k + 1, gain: selection.gains[k] }, jsonSafe);
+      if (!out.write(line + "\n")) await new Promise<void>((r) => out.once("drain", () => r()));
+    }
+    out.end();
+    await finished(out);
+    await writeFile(join(tmp, "report.json"), JSON.stringify(report, null, 1) + "\n");
+    await writeFile(join(tmp, "report.html"), renderReportHtml(report));
+  });
+}
+
+/** Parquet rows can hold BigInt values; JSON cannot. */
+function jsonSafe(_key: string, value: unknown): unknown {
+  return typeof value === "bigint" ? (Number.isSafeInteger(Number(value)) ? Number(value) : value.toString()) : value;
+}
