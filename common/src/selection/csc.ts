@@ -19,15 +19,7 @@ export function cscFromTriplets(triplets: KernelTriplets): CscKernel {
   }
   checkEntryCount(nnz);
   for (let t = 0; t < nnz; t++) {
-    if (row[t] >= nRows) {
-      throw new ConfigError(`triplet ${t}: row ${row[t]} out of range (kernel has ${nRows} rows)`);
-    }
-    if (col[t] >= nCols) {
-      throw new ConfigError(`triplet ${t}: column ${col[t]} out of range (kernel has ${nCols} columns)`);
-    }
-    if (!Number.isFinite(value[t])) {
-      throw new ConfigError(`triplet ${t} (row ${row[t]}, column ${col[t]}): value ${value[t]} is not finite`);
-    }
+    if (row[t] >= nRows || col[t] >= nCols || !Number.isFinite(value[t])) failOnTriplet(triplets, t);
   }
 
   // Two stable counting sorts (by row, then by column) leave each column's rows ascending
@@ -47,9 +39,7 @@ export function cscFromTriplets(triplets: KernelTriplets): CscKernel {
   }
   for (let j = 0; j < nCols; j++) {
     for (let p = colPtr[j] + 1; p < colPtr[j + 1]; p++) {
-      if (rowIdx[p] === rowIdx[p - 1]) {
-        throw new ConfigError(`duplicate kernel entry at row ${rowIdx[p]}, column ${j}`);
-      }
+      if (rowIdx[p] === rowIdx[p - 1]) failOnRow({ nRows, nCols, colPtr, rowIdx, values }, j, p);
     }
   }
   return { nRows, nCols, colPtr, rowIdx, values };
@@ -71,9 +61,7 @@ export function cscFromDense(data: Float32Array, nRows: number, nCols: number): 
     colPtr[j + 1] = start + nRows;
     for (let i = 0; i < nRows; i++) {
       const v = data[i * nCols + j];
-      if (!Number.isFinite(v)) {
-        throw new ConfigError(`dense kernel entry (row ${i}, column ${j}): value ${v} is not finite`);
-      }
+      if (!Number.isFinite(v)) failOnDenseValue(v, i, j);
       rowIdx[start + i] = i;
       values[start + i] = v;
     }
@@ -114,25 +102,41 @@ export function checkKernel(kernel: CscKernel, requireNonNegative: boolean): voi
     if (end < start) throw new ConfigError(`colPtr decreases at column ${j}`);
     for (let p = start; p < end; p++) {
       const r = rowIdx[p];
-      if (r >= nRows) throw new ConfigError(`column ${j}: row ${r} out of range (kernel has ${nRows} rows)`);
-      if (p > start && r <= rowIdx[p - 1]) {
-        throw new ConfigError(
-          r === rowIdx[p - 1]
-            ? `duplicate kernel entry at row ${r}, column ${j}`
-            : `column ${j}: rows not in ascending order at row ${r}`,
-        );
-      }
+      if (r >= nRows || (p > start && r <= rowIdx[p - 1])) failOnRow(kernel, j, p);
       const v = values[p];
-      if (!Number.isFinite(v)) {
-        throw new ConfigError(`kernel entry (row ${r}, column ${j}): value ${v} is not finite`);
-      }
-      if (requireNonNegative && v < 0) {
-        throw new ConfigError(
-          `kernel entry (row ${r}, column ${j}): value ${v} is negative; scale the kernel first (scaleKernelInPlace)`,
-        );
-      }
+      if (!Number.isFinite(v) || (requireNonNegative && v < 0)) failOnValue(kernel, j, p);
     }
   }
+}
+
+// The failOn* helpers build the messages outside the hot loops: a throw with a template string
+// inline in a loop makes V8 compile the whole loop several times slower.
+
+function failOnTriplet(triplets: KernelTriplets, t: number): never {
+  const { nRows, nCols, row, col, value } = triplets;
+  if (row[t] >= nRows) throw new ConfigError(`triplet ${t}: row ${row[t]} out of range (kernel has ${nRows} rows)`);
+  if (col[t] >= nCols) {
+    throw new ConfigError(`triplet ${t}: column ${col[t]} out of range (kernel has ${nCols} columns)`);
+  }
+  throw new ConfigError(`triplet ${t} (row ${row[t]}, column ${col[t]}): value ${value[t]} is not finite`);
+}
+
+function failOnDenseValue(v: number, i: number, j: number): never {
+  throw new ConfigError(`dense kernel entry (row ${i}, column ${j}): value ${v} is not finite`);
+}
+
+function failOnRow(kernel: CscKernel, j: number, p: number): never {
+  const r = kernel.rowIdx[p];
+  if (r >= kernel.nRows) throw new ConfigError(`column ${j}: row ${r} out of range (kernel has ${kernel.nRows} rows)`);
+  if (r === kernel.rowIdx[p - 1]) throw new ConfigError(`duplicate kernel entry at row ${r}, column ${j}`);
+  throw new ConfigError(`column ${j}: rows not in ascending order at row ${r}`);
+}
+
+function failOnValue(kernel: CscKernel, j: number, p: number): never {
+  const where = `kernel entry (row ${kernel.rowIdx[p]}, column ${j})`;
+  const v = kernel.values[p];
+  if (!Number.isFinite(v)) throw new ConfigError(`${where}: value ${v} is not finite`);
+  throw new ConfigError(`${where}: value ${v} is negative; scale the kernel first (scaleKernelInPlace)`);
 }
 
 function checkShape(nRows: number, nCols: number): void {
