@@ -1,5 +1,5 @@
 export type { CausalLm, ContinuationBatch, KvCache, ModelLayout } from "./model/causal-lm.js";
-export { loadOnnxCausalLm, sessionOptionsFor } from "./model/onnx-causal-lm.js";
+export { loadOnnxCausalLm } from "./model/onnx-causal-lm.js";
 export type { Device, OnnxModelOptions } from "./model/onnx-causal-lm.js";
 export {
   inspectModel,
@@ -11,8 +11,6 @@ export {
 export type { GraphFacts } from "./model/prepare-graph.js";
 export { TileEngine } from "./engine/tile-engine.js";
 export type { TileHooks } from "./engine/tile-engine.js";
-export { planBatches } from "./engine/batching.js";
-export type { BatchLimits } from "./engine/batching.js";
+export { planBatches } from "../../common/src/tiles/batching.js";
+export type { BatchLimits } from "../../common/src/tiles/types.js";
 export { responseDistance } from "./engine/distance.js";
-export { loadOnnxEncoder } from "./model/onnx-encoder.js";
-export type { SentenceEncoder } from "./model/onnx-encoder.js";

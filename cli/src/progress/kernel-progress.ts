@@ -35,6 +35,14 @@ export class KernelProgress {
     this.started = this.enabled;
   }
 
+  /** Absolute progress, as a job status reports it. */
+  update(tiles: number, pairs: number): void {
+    this.tiles = tiles;
+    this.pairs = pairs;
+    this.meter.add(this.pairs);
+    if (this.started) this.bar.update(this.tiles, this.payload());
+  }
+
   scored(pairs: number): void {
     this.pairs += pairs;
     this.meter.add(this.pairs);

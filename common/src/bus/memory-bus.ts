@@ -13,7 +13,6 @@ export class MemoryTileQueue implements TileQueue, TileSource {
   private readonly queues = new Map<string, JobQueue>();
   private readonly waiters = new Set<() => void>();
   private readonly maxHandlers: ((jobId: string, tileId: string) => void)[] = [];
-  private timer: NodeJS.Timeout | null = null;
   private closed = false;
 
   async open(jobId: string, settings: QueueSettings): Promise<void> {
@@ -63,7 +62,6 @@ export class MemoryTileQueue implements TileQueue, TileSource {
 
   async close(): Promise<void> {
     this.closed = true;
-    if (this.timer) clearInterval(this.timer);
     this.wake();
   }
 
@@ -133,9 +131,12 @@ export class MemoryKeyValue implements KeyValueBucket {
   }
 }
 
-/** Blobs as local file paths: the embedded default shares one disk. */
+/** Blobs as local file paths: the embedded default shares one disk, so nothing is copied. */
 export class LocalBlobStore implements BlobStore {
   private readonly files = new Map<string, string>();
+  localPath(name: string): string | null {
+    return this.files.get(name) ?? null;
+  }
   async has(name: string): Promise<boolean> {
     return this.files.has(name);
   }

@@ -58,4 +58,6 @@ export interface BlobStore {
   has(name: string): Promise<boolean>;
   putFile(name: string, path: string): Promise<void>;
   getToFile(name: string, path: string): Promise<void>;
+  /** Where the blob already lies on this machine, if it does (then nothing needs copying). */
+  localPath?(name: string): string | null;
 }

@@ -1,7 +1,8 @@
 import * as ort from "onnxruntime-node";
-import { ModelError } from "../../../common/src/mod.js";
-import { planBatches, type BatchLimits } from "../engine/batching.js";
-import { sessionOptionsFor, type Device } from "./onnx-causal-lm.js";
+import { ModelError } from "../errors.js";
+import type { BatchLimits } from "../tiles/types.js";
+import { planBatches } from "../tiles/batching.js";
+import { sessionOptionsFor, type Device } from "./session-options.js";
 
 /** A feature-extraction model: mean-pooled, L2-normalised sentence embeddings. */
 export interface SentenceEncoder {

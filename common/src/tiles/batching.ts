@@ -1,14 +1,6 @@
-export type BatchLimits = {
-  /** Most sequences in one model run. */
-  maxBatch: number;
-  /** Most (padded) tokens in one run: bounds the logits memory, whatever n is. */
-  maxTokens: number;
-  /**
-   * What one extra model run costs, in padded tokens: small on CPU (runs are cheap, padding is
-   * not), larger on a GPU (launch overhead). Default 64.
-   */
-  runCostTokens?: number;
-};
+import type { BatchLimits } from "./types.js";
+
+export type { BatchLimits };
 
 /**
  * Groups sequences into model runs. Sequences are sorted longest first, then cut into runs that

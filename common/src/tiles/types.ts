@@ -35,3 +35,16 @@ export function tileValueCount(work: TileWork): number {
   for (const c of work.columns) n += c.rows.length;
   return n;
 }
+
+/** How a worker batches a tile's prompts into model runs; part of every job's spec. */
+export type BatchLimits = {
+  /** Most sequences in one model run. */
+  maxBatch: number;
+  /** Most (padded) tokens in one run: bounds the logits memory, whatever n is. */
+  maxTokens: number;
+  /**
+   * What one extra model run costs, in padded tokens: small on CPU (runs are cheap, padding is
+   * not), larger on a GPU (launch overhead). Default 64.
+   */
+  runCostTokens?: number;
+};

@@ -1,4 +1,5 @@
 import {
+  ConfigError,
   loadDataset,
   loadTokenizer,
   openBundle,
@@ -9,19 +10,43 @@ import {
   type TextTokenizer,
   type TokenizedPrompts,
 } from "../../../common/src/mod.js";
-import { ensureMaxLength, type RunConfig } from "./run-config.js";
+import type { JobSpec, ScoringSettings } from "../jobs/job-spec.js";
+import { combineSets, resolveIdList, type SampleSets } from "./sample-sets.js";
 
 export type ModelInputs = { bundle: ModelBundle; tokenizer: TextTokenizer; prompts: TokenizedPrompts };
 
-export async function loadModelInputs(modelDir: string, config: RunConfig): Promise<ModelInputs> {
+export async function loadModelInputs(modelDir: string, scoring: ScoringSettings): Promise<ModelInputs> {
   const bundle = await openBundle(modelDir);
   const tokenizer = await loadTokenizer(bundle.tokenizerPath);
-  const maxLength = ensureMaxLength(config.maxLength, bundle.manifest.maxLength);
-  const prompts = tokenizePrompts(config.templates, tokenizer, bundle.manifest.eosId, maxLength);
+  const modelMax = bundle.manifest.maxLength;
+  if (scoring.maxLength !== null && scoring.maxLength > modelMax) {
+    throw new ConfigError(`max length ${scoring.maxLength} exceeds the model's maximum length ${modelMax}`);
+  }
+  const prompts = tokenizePrompts(scoring.templates, tokenizer, bundle.manifest.eosId, scoring.maxLength ?? modelMax);
   return { bundle, tokenizer, prompts };
 }
 
-export async function loadCorpus(file: string, inputs: ModelInputs, config: RunConfig): Promise<PreparedCorpus> {
-  const dataset = await loadDataset(file, { fields: config.fields, skipInvalid: config.skipInvalid });
-  return prepareCorpus(dataset, inputs.tokenizer, inputs.prompts, { skipInvalid: config.skipInvalid });
+export async function loadCorpus(file: string, inputs: ModelInputs, scoring: ScoringSettings): Promise<PreparedCorpus> {
+  const dataset = await loadDataset(file, { fields: scoring.fields, skipInvalid: scoring.skipInvalid });
+  return prepareCorpus(dataset, inputs.tokenizer, inputs.prompts, { skipInvalid: scoring.skipInvalid });
+}
+
+/** Candidates V and, for the task and continual stages, Q or E (a data file, or ids of samples of the data). */
+export async function loadJobSets(spec: JobSpec, inputs: ModelInputs): Promise<{ sets: SampleSets; skipped: PreparedCorpus["skipped"] }> {
+  const corpus = await loadCorpus(spec.data, inputs, spec.scoring);
+  const otherFile = spec.selection.stage === "task" ? spec.target : spec.selection.stage === "continual" ? spec.existing : null;
+  const idFile = spec.selection.stage === "task" ? spec.targetIds : spec.selection.stage === "continual" ? spec.existingIds : null;
+  if (otherFile) {
+    const other = await loadCorpus(otherFile, inputs, spec.scoring);
+    return { sets: combineSets(corpus, other), skipped: [...corpus.skipped, ...other.skipped] };
+  }
+  if (idFile) {
+    const other = await resolveIdList(idFile, corpus);
+    const taken = new Set(other);
+    return {
+      sets: combineSets(corpus, null, corpus.samples.map((_, i) => i).filter((i) => !taken.has(i)), other),
+      skipped: corpus.skipped,
+    };
+  }
+  return { sets: combineSets(corpus, null), skipped: corpus.skipped };
 }

@@ -39,6 +39,7 @@ export type PlannedTile = { id: string; pairs: number; stored: boolean };
 export type JobEvent =
   | { type: "planned"; tiles: PlannedTile[] }
   | { type: "planning-failed"; error: string }
+  | { type: "tiles-published"; tileIds: string[] }
   | { type: "tile-started"; tileId: string; worker: string; attempt: number }
   | { type: "tile-stored"; tileId: string; worker: string; attempt: number; seconds: number; duplicate: boolean }
   | { type: "tile-failed"; tileId: string; worker: string; attempt: number; error: string; final: boolean }
@@ -48,7 +49,8 @@ export type JobEvent =
   | { type: "cancel"; reason: string };
 
 export type JobEffect =
-  | { type: "publish-tiles"; tileIds: string[] }
+  /** Publish planned tiles, keeping at most the job's window queued at once. */
+  | { type: "publish-more" }
   | { type: "run-selection" }
   | { type: "save-status" }
   | { type: "release-queue" };
@@ -93,9 +95,7 @@ const jobTransitions: Record<string, JobTransition> = {
         job.counts.pairsDone += t.pairs;
       }
     }
-    const toQueue = e.tiles.filter((t) => !t.stored).map((t) => t.id);
-    for (const id of toQueue) job.tiles.get(id)!.state = "queued";
-    return [{ type: "publish-tiles", tileIds: toQueue }, { type: "save-status" }];
+    return [{ type: "publish-more" }, { type: "save-status" }];
   },
   "planning->selecting": (job, e) => {
     jobTransitions["planning->scoring"](job, e, 0);
@@ -134,7 +134,11 @@ function moveJob(job: JobRecord, to: JobState, event: JobEvent, now: number): Jo
 // ---- tile transitions ------------------------------------------------------------------------
 
 const tileTransitions: Record<string, TileTransition> = {
+  "planned->queued": () => [],
   "queued->running": (tile, job, e) => started(tile, job, e),
+  // After a coordinator restart a worker may still hold a delivery made before it.
+  "planned->running": (tile, job, e) => started(tile, job, e),
+  "planned->stored": (tile, job, e, now) => stored(tile, job, e, now),
   "running->running": (tile, job, e) => started(tile, job, e),
   "queued->stored": (tile, job, e, now) => stored(tile, job, e, now),
   "running->stored": (tile, job, e, now) => stored(tile, job, e, now),
@@ -213,6 +217,12 @@ export function handleJobEvent(job: JobRecord, event: JobEvent, now: number): Jo
     }
     case "planning-failed":
       return moveJob(job, "failed", event, now);
+    case "tiles-published": {
+      if (job.state !== "scoring") return [];
+      const effects: JobEffect[] = [];
+      for (const id of event.tileIds) if (job.tiles.get(id)?.state === "planned") effects.push(...moveTile(job, id, "queued", event, now));
+      return effects;
+    }
     case "tile-started": {
       if (job.state !== "scoring") return [];
       const tile = job.tiles.get(event.tileId);
@@ -223,8 +233,10 @@ export function handleJobEvent(job: JobRecord, event: JobEvent, now: number): Jo
       if (terminal || job.state === "planning") return [];
       const tile = job.tiles.get(event.tileId);
       if (!tile) return [];
+      if (tile.state === "stored") return [];
       const effects = moveTile(job, event.tileId, "stored", event, now);
       if (job.state === "scoring" && job.counts.tilesDone === job.tiles.size) effects.push(...moveJob(job, "selecting", event, now));
+      else if (job.state === "scoring") effects.push({ type: "publish-more" }, { type: "save-status" });
       return effects;
     }
     case "tile-failed": {

@@ -20,6 +20,12 @@ export type DenseKernelRequest = {
   targets: Uint32Array;
   examples: Uint32Array;
   shape?: TileShape;
+  /**
+   * Token count (x + y) of every sample and the most tokens one tile may carry: keeps tile
+   * messages under the bus's payload limit whatever the sample lengths. Both or neither.
+   */
+  sampleTokenCounts?: Uint32Array;
+  maxTileTokens?: number;
 };
 
 /**
@@ -41,16 +47,30 @@ export function planDenseKernel(request: DenseKernelRequest): TileSpec[] {
     return h.digest("hex");
   };
   const tiles: TileSpec[] = [];
-  const rowBlocks = blocks(request.targets, shape.rows);
+  const half = request.maxTileTokens !== undefined ? request.maxTileTokens / 2 : Infinity;
+  const tokens = request.sampleTokenCounts;
+  const rowBlocks = blocks(request.targets, shape.rows, tokens, half);
   for (const rows of rowBlocks) tiles.push({ kind: "baseline", id: key("baseline", new Uint32Array(0), rows), targets: rows });
-  for (const columns of blocks(request.examples, shape.columns)) {
+  for (const columns of blocks(request.examples, shape.columns, tokens, half)) {
     for (const rows of rowBlocks) tiles.push({ kind: "pairs", id: key("pairs", columns, rows), columns, rows });
   }
   return tiles;
 }
 
-function blocks(indices: Uint32Array, size: number): Uint32Array[] {
+/** Consecutive blocks of at most `size` samples and (when counts are given) `maxTokens` tokens. */
+function blocks(indices: Uint32Array, size: number, tokens: Uint32Array | undefined, maxTokens: number): Uint32Array[] {
   const out: Uint32Array[] = [];
-  for (let at = 0; at < indices.length; at += size) out.push(indices.slice(at, at + size));
+  let start = 0;
+  let sum = 0;
+  for (let at = 0; at < indices.length; at++) {
+    const t = tokens ? tokens[indices[at]] : 0;
+    if (at > start && (at - start >= size || sum + t > maxTokens)) {
+      out.push(indices.slice(start, at));
+      start = at;
+      sum = 0;
+    }
+    sum += t;
+  }
+  if (start < indices.length) out.push(indices.slice(start));
   return out;
 }

@@ -19,8 +19,14 @@ export type SelectionRecords = {
  * DIR/selected.jsonl (each selected record with its original fields plus index, rank and gain,
  * in pick order), DIR/report.json and DIR/report.html, all or nothing.
  */
-export async function writeSelection(dir: string, selection: SelectionRecords, report: SelectionReport): Promise<void> {
-  await writeOutputDir(dir, SELECTION_FILES, async (tmp) => {
+export async function writeSelection(
+  dir: string,
+  selection: SelectionRecords,
+  report: SelectionReport,
+  extra?: { names: string[]; write(tmp: string): Promise<void> },
+): Promise<void> {
+  await writeOutputDir(dir, [...SELECTION_FILES, ...(extra?.names ?? [])], async (tmp) => {
+    await extra?.write(tmp);
     const out = createWriteStream(join(tmp, "selected.jsonl"));
     for (let k = 0; k < selection.order.length; k++) {
       const j = selection.order[k];

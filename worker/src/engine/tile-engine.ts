@@ -11,7 +11,7 @@ import {
 } from "../../../common/src/mod.js";
 import { tileValueCount, type TileOutput, type TileWork } from "../../../common/src/tiles/types.js";
 import type { CausalLm, KvCache } from "../model/causal-lm.js";
-import { planBatches, type BatchLimits } from "./batching.js";
+import { planBatches, type BatchLimits } from "../../../common/src/tiles/batching.js";
 import { responseDistance } from "./distance.js";
 
 export type TileHooks = {

@@ -1,10 +1,11 @@
 import * as ort from "onnxruntime-node";
 import { readFile } from "node:fs/promises";
 import { ModelError } from "../../../common/src/mod.js";
+import { sessionOptionsFor, type Device } from "../../../common/src/onnx/session-options.js";
 import type { CausalLm, ContinuationBatch, KvCache, ModelLayout } from "./causal-lm.js";
 import { inspectModel, prepareModelGraph, TARGET_IDS_INPUT, TARGET_LOGPROBS_OUTPUT } from "./prepare-graph.js";
 
-export type Device = "cpu" | "cuda";
+export type { Device };
 
 export type OnnxModelOptions = {
   device?: Device;
@@ -44,25 +45,6 @@ async function readModelBytes(path: string): Promise<Uint8Array> {
   } catch (err) {
     throw new ModelError(`cannot read model ${path}: ${(err as Error).message}`, { cause: err });
   }
-}
-
-export async function sessionOptionsFor(device: Device, threads?: number): Promise<ort.InferenceSession.SessionOptions> {
-  const options: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: "all", logSeverityLevel: 3 };
-  if (threads) options.intraOpNumThreads = threads;
-  if (device === "cuda") {
-    const backends = ort.listSupportedBackends().map((b) => b.name);
-    if (!backends.includes("cuda")) {
-      throw new ModelError(
-        `--device cuda: this onnxruntime-node install has no CUDA execution provider (available: ${backends.join(", ")}). ` +
-          "On a GPU machine install onnxruntime-node without onnxruntime-node-install=skip (it then fetches the CUDA provider; " +
-          "needs CUDA 12 and cuDNN 9), or run with --device cpu.",
-      );
-    }
-    options.executionProviders = ["cuda", "cpu"];
-  } else {
-    options.executionProviders = ["cpu"];
-  }
-  return options;
 }
 
 class OnnxCausalLm implements CausalLm {

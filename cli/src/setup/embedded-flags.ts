@@ -1,0 +1,37 @@
+import type { Device } from "../../../common/src/onnx/session-options.js";
+import { choiceOption, intOption, type OptionSpec } from "../args.js";
+import { defaultStoreDir } from "./default-store.js";
+
+/** Flags of the embedded default: where to write, where tiles are kept, how the local worker runs. */
+export const EMBEDDED_OPTIONS: OptionSpec = {
+  out: { type: "string" },
+  store: { type: "string" },
+  device: { type: "string" },
+  threads: { type: "string" },
+  concurrency: { type: "string" },
+  quiet: { type: "boolean" },
+  verbose: { type: "boolean" },
+};
+
+export const EMBEDDED_HELP = `Runtime (the embedded default: coordinator and worker in this process, no NATS server):
+  --out DIR              output directory (written all or nothing; an existing DIR is replaced only if
+                         it holds nothing but delift's own output files)
+  --store DIR            tile store: finished tiles are kept there and reused by later runs
+                         (default ~/.cache/delift/tiles)
+  --device cpu|cuda      onnxruntime execution provider (default cpu)
+  --threads N            onnxruntime intra-op threads (default: all cores)
+  --concurrency N        tiles computed at once (default 1)
+  --quiet                no progress bar; --verbose logs every job and tile event`;
+
+export type EmbeddedFlags = { storeDir: string; device: Device; threads?: number; concurrency: number; quiet: boolean; verbose: boolean };
+
+export function embeddedFlags(values: Record<string, string | boolean | undefined>): EmbeddedFlags {
+  return {
+    storeDir: typeof values.store === "string" ? values.store : defaultStoreDir(),
+    device: choiceOption(values.device, "device", ["cpu", "cuda"] as const) ?? "cpu",
+    threads: intOption(values.threads, "threads", 1, 1024),
+    concurrency: intOption(values.concurrency, "concurrency", 1, 64) ?? 1,
+    quiet: values.quiet === true,
+    verbose: values.verbose === true,
+  };
+}

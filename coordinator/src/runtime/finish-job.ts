@@ -1,0 +1,166 @@
+import { join } from "node:path";
+import { ModelError, sampleTokens } from "../../../common/src/mod.js";
+import { KERNEL_FORMAT, writeKernel, type UtilityKernel } from "../../../common/src/kernel/kernel-files.js";
+import { loadOnnxEncoder } from "../../../common/src/onnx/onnx-encoder.js";
+import { parseBudget, type CscKernel } from "../../../common/src/selection/mod.js";
+import type { TileOutput } from "../../../common/src/tiles/types.js";
+import type { JobSpec } from "../jobs/job-spec.js";
+import { assembleKernel } from "../kernel/assemble-kernel.js";
+import { buildReport } from "../select/build-report.js";
+import { cosineKernel } from "../select/cosine-kernel.js";
+import { runSelection, type SelectionSettings } from "../select/run-selection.js";
+import { writeSelection } from "../select/write-selection.js";
+import type { TileSpec } from "../plan/tile-spec.js";
+import type { PlannedJob } from "./plan-job.js";
+
+export type JobTimings = { loadSeconds: number; kernelSeconds: number; startedAt: number };
+
+export type KernelFacts = { truncatedPrompts: number | null; tilesComputed: number | null; tilesReused: number | null };
+
+/** Assembles the job's utility kernels from stored tiles (rows/cols as the requests give them). */
+export async function assembleJobKernels(planned: PlannedJob, read: (tile: TileSpec) => Promise<TileOutput>): Promise<UtilityKernel[]> {
+  const ids = planned.sets.ids;
+  const out: UtilityKernel[] = [];
+  for (let r = 0; r < planned.requests.length; r++) {
+    const { targets, examples } = planned.requests[r];
+    const axes = {
+      rowOf: new Map(Array.from(targets, (g, k) => [g, k])),
+      colOf: new Map(Array.from(examples, (g, k) => [g, k])),
+      nRows: targets.length,
+      nCols: examples.length,
+    };
+    const a = await assembleKernel(planned.plans[r], axes, read);
+    out.push({
+      csc: a.csc,
+      baseline: a.baseline,
+      metadata: {
+        format: KERNEL_FORMAT,
+        nRows: targets.length,
+        nCols: examples.length,
+        nnz: a.csc.rowIdx.length,
+        rowIds: Array.from(targets, (g) => ids[g]),
+        colIds: Array.from(examples, (g) => ids[g]),
+        modelHash: planned.inputs.bundle.hash,
+        settingsKey: planned.settingsKey,
+        maxLength: planned.inputs.prompts.maxLength,
+        truncated: a.truncated,
+      },
+    });
+  }
+  return out;
+}
+
+/** DELIFT (SE): kernels from the bundle's sentence encoder instead of in-context utility. */
+export async function seKernels(spec: JobSpec, planned: PlannedJob): Promise<{ main: CscKernel; second: CscKernel | null }> {
+  const { inputs, sets } = planned;
+  if (!inputs.bundle.encoderPath) {
+    throw new ModelError(`model bundle ${inputs.bundle.dir} has no encoder (manifest files.encoder): the SE kernel needs one`);
+  }
+  const encoder = await loadOnnxEncoder(inputs.bundle.encoderPath, { padId: inputs.bundle.manifest.padId ?? inputs.bundle.manifest.eosId });
+  try {
+    const newline = inputs.tokenizer.encode("\n");
+    const sequences = Array.from({ length: sets.tokens.count }, (_, g) => {
+      const t = sampleTokens(sets.tokens, g);
+      const ids = new Int32Array(t.x.length + newline.length + t.y.length);
+      ids.set(t.x, 0);
+      ids.set(newline, t.x.length);
+      ids.set(t.y, t.x.length + newline.length);
+      return ids.subarray(0, inputs.prompts.maxLength);
+    });
+    const e = await encoder.embed(sequences);
+    const stage = spec.selection.stage;
+    return {
+      main: cosineKernel(e, encoder.dim, sets.v, sets.v),
+      second: stage === "task" ? cosineKernel(e, encoder.dim, sets.o, sets.v) : stage === "continual" ? cosineKernel(e, encoder.dim, sets.v, sets.o) : null,
+    };
+  } finally {
+    await encoder.dispose();
+  }
+}
+
+/**
+ * The end of a job: kernel jobs write the kernel; selection jobs select and write
+ * selected.jsonl, report.json and report.html (and the kernel when asked). All into `out`.
+ */
+export async function finishJob(
+  spec: JobSpec,
+  planned: PlannedJob,
+  read: (tile: TileSpec) => Promise<TileOutput>,
+  out: string,
+  timings: JobTimings,
+  tiles: { computed: number; reused: number },
+): Promise<{ summary: string }> {
+  const kernelStarted = performance.now();
+  const utility = spec.selection.kernelType === "utility" ? await assembleJobKernels(planned, read) : [];
+  if (spec.kind === "kernel") {
+    const kernel = utility[0];
+    kernel.metadata.data = spec.data;
+    await writeKernel(out, kernel);
+    const t = kernel.metadata.truncated;
+    return { summary: `kernel ${kernel.metadata.nRows} x ${kernel.metadata.nCols}; truncated: ${t.pairs} pair and ${t.baseline} baseline prompts` };
+  }
+  const kernels = spec.selection.kernelType === "se" ? await seKernels(spec, planned) : { main: utility[0].csc, second: utility[1]?.csc ?? null };
+  const kernelSeconds = timings.kernelSeconds + (performance.now() - kernelStarted) / 1000;
+
+  const { sets } = planned;
+  const sel = spec.selection;
+  const settings: SelectionSettings = {
+    stage: sel.stage,
+    k: parseBudget(sel.budget, sets.v.length),
+    optimizer: sel.optimizer,
+    epsilon: sel.epsilon,
+    seed: sel.seed,
+    scaling: sel.scaling,
+    eta: sel.eta,
+    nu: sel.nu,
+    compareWithLazy: sel.compareLazy,
+  };
+  const outcome = runSelection(kernels, settings);
+  const facts = (k: UtilityKernel | undefined): KernelFacts => ({
+    truncatedPrompts: k ? k.metadata.truncated.pairs + k.metadata.truncated.baseline : null,
+    tilesComputed: k ? tiles.computed : null,
+    tilesReused: k ? tiles.reused : null,
+  });
+  const otherFile = sel.stage === "task" ? spec.target ?? spec.targetIds : spec.existing ?? spec.existingIds;
+  const report = buildReport(outcome, {
+    settings,
+    kernelType: sel.kernelType,
+    budget: sel.budget,
+    maxLength: planned.inputs.prompts.maxLength,
+    model: { dir: planned.inputs.bundle.dir, name: planned.inputs.bundle.manifest.name ?? null, hash: planned.inputs.bundle.hash },
+    data: {
+      file: spec.data,
+      samples: sets.v.length,
+      skipped: planned.skipped.length,
+      target: sel.stage === "task" ? { file: String(otherFile), samples: sets.o.length } : null,
+      existing: sel.stage === "continual" ? { file: String(otherFile), samples: sets.o.length } : null,
+    },
+    samples: sets.candidates,
+    kernel: { rows: "targets (V)", cols: "examples (V)", nRows: kernels.main.nRows, nCols: kernels.main.nCols, nnz: kernels.main.rowIdx.length, ...facts(utility[0]) },
+    secondKernel: kernels.second
+      ? {
+          rows: sel.stage === "task" ? "targets (Q)" : "targets (V)",
+          cols: sel.stage === "task" ? "examples (V)" : "examples (E)",
+          nRows: kernels.second.nRows,
+          nCols: kernels.second.nCols,
+          nnz: kernels.second.rowIdx.length,
+          ...facts(utility[1]),
+        }
+      : null,
+    scaled: kernels,
+    timings: { loadSeconds: timings.loadSeconds, kernelSeconds, totalSeconds: (Date.now() - timings.startedAt) / 1000 },
+  });
+  await writeSelection(out, { records: sets.candidates.map((s) => s.record), order: outcome.result.order, gains: outcome.result.gains }, report, {
+    names: ["kernel"],
+    write: async (tmp) => {
+      if (spec.saveKernel && utility[0]) await writeKernel(join(tmp, "kernel"), { ...utility[0], metadata: { ...utility[0].metadata, data: spec.data } });
+    },
+  });
+  const r = report.result;
+  return {
+    summary:
+      `selected ${r.selected} of ${sets.v.length} (${sel.stage}, ${report.settings.objective.toUpperCase()}, ${sel.optimizer} greedy): ` +
+      `f(A) = ${r.value.toFixed(4)} (${((100 * r.value) / (r.valueOfAll || 1)).toFixed(1)}% of f(V))` +
+      (r.ratioToLazy !== null && sel.optimizer !== "lazy" ? `, ${r.ratioToLazy.toFixed(4)} of lazy greedy` : ""),
+  };
+}

@@ -1,0 +1,29 @@
+import type { JobStatusMessage } from "../../../common/src/rpc/types.js";
+import { jobRate, type JobRecord } from "../jobs/job-state.js";
+
+/** The status a watcher sees (gRPC JobStatus, KV <job>.status). */
+export function jobStatus(job: JobRecord, stage: string, now: number, finishedAt: number | null): JobStatusMessage {
+  const { pairsPerSecond, etaSeconds } = jobRate(job, now);
+  return {
+    jobId: job.id,
+    state: job.state,
+    tilesTotal: job.tiles.size,
+    tilesDone: job.counts.tilesDone,
+    tilesReused: job.counts.tilesReused,
+    pairsTotal: job.counts.pairsTotal,
+    pairsDone: job.counts.pairsDone,
+    pairsPerSecond,
+    etaSeconds,
+    redeliveries: job.counts.redeliveries,
+    workers: [...job.workers.entries()].map(([workerId, w]) => ({
+      workerId,
+      tiles: w.tiles,
+      pairs: w.pairs,
+      pairsPerSecond: w.seconds > 0 ? w.pairs / w.seconds : 0,
+    })),
+    error: job.error ?? "",
+    elapsedSeconds: ((finishedAt ?? now) - job.createdAt) / 1000,
+    stage,
+    createdAt: new Date(job.createdAt).toISOString(),
+  };
+}

@@ -1,0 +1,81 @@
+import type { BlobStore } from "../../../common/src/bus/types.js";
+import { modelBlobName } from "../../../common/src/cluster/names.js";
+import type { WorkSpec } from "../../../common/src/cluster/work-spec.js";
+import { sampleLengths, type SkippedRecord } from "../../../common/src/mod.js";
+import { loadJobSets, loadModelInputs, type ModelInputs } from "../inputs/load-inputs.js";
+import type { SampleSets } from "../inputs/sample-sets.js";
+import type { JobSpec } from "../jobs/job-spec.js";
+import { planDenseKernel } from "../plan/plan-tiles.js";
+import { sampleKeys } from "../plan/sample-keys.js";
+import { settingsKey } from "../plan/settings-key.js";
+import type { TileSpec } from "../plan/tile-spec.js";
+
+/** One kernel of a job: targets (rows) x examples (columns), as global sample indices. */
+export type KernelRequest = { targets: Uint32Array; examples: Uint32Array };
+
+export type PlannedJob = {
+  inputs: ModelInputs;
+  sets: SampleSets;
+  skipped: SkippedRecord[];
+  /** Kernels to assemble: the main V x V first, then the stage's second kernel (if any). */
+  requests: KernelRequest[];
+  plans: TileSpec[][];
+  /** Every distinct tile of the job, in plan order. */
+  tiles: Map<string, TileSpec>;
+  settingsKey: string;
+};
+
+/** Tiles stay below this many tokens (int32 ids): about 1 MB, NATS's default payload limit, with room for the rest. */
+export const DEFAULT_MAX_TILE_TOKENS = 200_000;
+
+/** The kernels a stage needs (DESIGN.md §1); the SE variant computes them without tiles. */
+export function kernelRequests(spec: JobSpec, sets: SampleSets): KernelRequest[] {
+  if (spec.selection.kernelType === "se") return [];
+  const requests: KernelRequest[] = [{ targets: sets.v, examples: sets.v }];
+  if (spec.kind === "select" && spec.selection.stage === "task") requests.push({ targets: sets.o, examples: sets.v });
+  if (spec.kind === "select" && spec.selection.stage === "continual") requests.push({ targets: sets.v, examples: sets.o });
+  return requests;
+}
+
+export async function planJob(spec: JobSpec, maxTileTokens = DEFAULT_MAX_TILE_TOKENS): Promise<PlannedJob> {
+  const inputs = await loadModelInputs(spec.model, spec.scoring);
+  const { sets, skipped } = await loadJobSets(spec, inputs);
+  const requests = kernelRequests(spec, sets);
+  const settings = settingsKey(inputs.bundle.hash, inputs.prompts);
+  const keys = sampleKeys(sets.tokens);
+  const counts = Uint32Array.from({ length: sets.tokens.count }, (_, i) => {
+    const l = sampleLengths(sets.tokens, i);
+    return l.x + l.y;
+  });
+  const plans = requests.map((r) =>
+    planDenseKernel({ settingsKey: settings, sampleKeys: keys, ...r, shape: spec.scoring.tile, sampleTokenCounts: counts, maxTileTokens }),
+  );
+  const tiles = new Map<string, TileSpec>();
+  for (const plan of plans) for (const t of plan) tiles.set(t.id, t);
+  return { inputs, sets, skipped, requests, plans, tiles, settingsKey: settings };
+}
+
+/** Puts the model bundle's files into the object store by content hash (once per model). */
+export async function publishModel(inputs: ModelInputs, blobs: BlobStore): Promise<string[]> {
+  const { bundle } = inputs;
+  const files = [...new Set([...Object.values(bundle.manifest.files).filter((f): f is string => typeof f === "string"), "manifest.json"])];
+  for (const file of files) {
+    const name = modelBlobName(bundle.hash, file);
+    if (!(await blobs.has(name))) await blobs.putFile(name, `${bundle.dir}/${file}`);
+  }
+  return files;
+}
+
+export function workSpecFor(jobId: string, spec: JobSpec, planned: PlannedJob, modelFiles: string[]): WorkSpec {
+  const vocab = planned.inputs.bundle.manifest.vocabSize;
+  return {
+    jobId,
+    modelHash: planned.inputs.bundle.hash,
+    modelFiles,
+    prompts: planned.inputs.prompts,
+    batch: spec.scoring.batch,
+    ackWaitMs: spec.queue.ackWaitSeconds * 1000,
+    maxDeliver: spec.queue.maxDeliver,
+    vocabSize: typeof vocab === "number" ? vocab : null,
+  };
+}
