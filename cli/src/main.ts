@@ -1,12 +1,25 @@
 import { isAbortedError, isConfigError, isInputError, ModelError } from "../../common/src/mod.js";
+import { cancelCommand, jobsCommand, resultCommand, submitCommand, watchCommand, workersCommand } from "./commands/client-commands.js";
+import { coordinatorCommand } from "./commands/coordinator.js";
 import { kernelCommand } from "./commands/kernel.js";
+import { modelCommand } from "./commands/model.js";
 import { selectCommand } from "./commands/select.js";
+import { workerCommand } from "./commands/worker.js";
 
 type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, Command> = {
-  kernel: kernelCommand,
   select: selectCommand,
+  kernel: kernelCommand,
+  model: modelCommand,
+  coordinator: coordinatorCommand,
+  worker: workerCommand,
+  submit: submitCommand,
+  watch: watchCommand,
+  jobs: jobsCommand,
+  workers: workersCommand,
+  cancel: cancelCommand,
+  result: resultCommand,
 };
 
 const USAGE = `delift: DELIFT data selection for LLM fine-tuning
@@ -14,8 +27,20 @@ const USAGE = `delift: DELIFT data selection for LLM fine-tuning
 Usage: delift <command> [options]   (delift <command> --help for its options)
 
 Commands:
-  select          select a subset of a data set (kernel + submodular selection) on this machine
-  kernel          compute the utility kernel of a data set on this machine`;
+On this machine (the embedded default, no NATS server needed):
+  select          select the most useful subset of a data set (utility kernel + submodular selection)
+  kernel          compute the utility kernel of a data set
+  model prepare   prepare a model bundle (log-probabilities of target tokens instead of logits)
+
+On a cluster (NATS JetStream + gRPC):
+  coordinator     run the coordinator
+  worker          run a worker (GPU or CPU); add or remove workers at any time
+  submit          submit a job, print its id
+  watch JOB       follow a job's progress
+  jobs            list jobs
+  workers         list live workers
+  cancel JOB      cancel a job
+  result JOB      download a finished job's result`;
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

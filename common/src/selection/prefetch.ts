@@ -27,3 +27,16 @@ export function touchColumn(kernel: CscKernel, j: number): void {
   const last = kernel.colPtr[j + 1] - 1;
   if (last >= first) sink += kernel.rowIdx[first] + kernel.rowIdx[last] + kernel.values[first] + kernel.values[last];
 }
+
+/** touchColumnList for the columns columns[positions[0..count)]. */
+export function touchColumnsAt(kernel: CscKernel, columns: Uint32Array, positions: Uint32Array, count: number): void {
+  const { colPtr, rowIdx, values } = kernel;
+  let sum = 0;
+  for (let s = 0; s < count; s++) {
+    const j = columns[positions[s]];
+    const first = colPtr[j];
+    const last = colPtr[j + 1] - 1;
+    if (last >= first) sum += rowIdx[first] + rowIdx[last] + values[first] + values[last];
+  }
+  sink += sum;
+}

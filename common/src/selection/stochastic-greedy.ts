@@ -1,7 +1,7 @@
 import { ConfigError } from "../errors.js";
 import type { CoverageState } from "./coverage-state.js";
 import { prepareSelection, emptyResult } from "./prepare.js";
-import { touchColumn, touchColumnList } from "./prefetch.js";
+import { touchColumn, touchColumnList, touchColumnsAt } from "./prefetch.js";
 import { Xoshiro128 } from "./prng.js";
 import type { CscKernel, SelectionResult, StochasticGreedyOptions } from "./types.js";
 
@@ -51,15 +51,29 @@ export function stochasticGreedy(kernel: CscKernel, options: StochasticGreedyOpt
     scan = new FullScan(kernel, state);
   }
 
+  // Step t + 1's random positions do not depend on step t's pick, so they are drawn one step
+  // early and their columns prefetched while step t is evaluated: memory and arithmetic overlap.
+  // The generator is consumed in the same order as drawing each step's sample on the spot.
+  const pickCapacity = Math.min(sampleSize, n);
+  let picks = new Uint32Array(pickCapacity);
+  let nextPicks = new Uint32Array(pickCapacity);
+  drawPicks(rng, picks, left, sampleSize);
   for (let t = 0; t < k; t++) {
     const draws = sampleSize < left ? sampleSize : left;
-    if (draws < left) drawSample(rng, remaining, left, draws);
+    applyPicks(remaining, picks, left, draws);
+    if (t + 1 < k) {
+      drawPicks(rng, nextPicks, left - 1, sampleSize);
+      prefetchPicks(kernel, remaining, nextPicks, left - 1, sampleSize);
+    }
     scan.run(remaining, draws);
     evaluations += scan.evaluations;
     state.add(scan.bestColumn);
     order[t] = scan.bestColumn;
     gains[t] = scan.bestGain;
     remaining[scan.bestPos] = remaining[--left];
+    const spent = picks;
+    picks = nextPicks;
+    nextPicks = spent;
   }
   return { order, gains, value: state.value(), evaluations };
 }
@@ -69,14 +83,34 @@ export function stochasticSampleSize(n: number, k: number, epsilon: number): num
   return Math.max(1, Math.ceil((n / k) * Math.log(1 / epsilon)));
 }
 
-/** Partial Fisher-Yates: a uniform sample without replacement of remaining[0..left) into remaining[0..draws). */
-function drawSample(rng: Xoshiro128, remaining: Uint32Array, left: number, draws: number): void {
+/**
+ * Random positions of a partial Fisher-Yates shuffle of remaining[0..left) (picks[s] in
+ * [s, left)), for a step drawing min(sampleSize, left) columns; none when that is all of them.
+ */
+function drawPicks(rng: Xoshiro128, picks: Uint32Array, left: number, sampleSize: number): void {
+  if (sampleSize >= left) return;
+  for (let s = 0; s < sampleSize; s++) picks[s] = s + rng.nextBelow(left - s);
+}
+
+/** The shuffle itself: a uniform sample without replacement moves into remaining[0..draws). */
+function applyPicks(remaining: Uint32Array, picks: Uint32Array, left: number, draws: number): void {
+  if (draws >= left) return;
   for (let s = 0; s < draws; s++) {
-    const pick = s + rng.nextBelow(left - s);
+    const pick = picks[s];
     const tmp = remaining[s];
     remaining[s] = remaining[pick];
     remaining[pick] = tmp;
   }
+}
+
+/**
+ * Prefetches the columns the next step will most likely sample: those now at its pick positions.
+ * This step's removal and the next step's own swaps can change a few of them; a wrong guess
+ * only costs the load.
+ */
+function prefetchPicks(kernel: CscKernel, remaining: Uint32Array, picks: Uint32Array, left: number, sampleSize: number): void {
+  if (sampleSize >= left) return;
+  touchColumnsAt(kernel, remaining, picks, sampleSize);
 }
 
 /** Finds the best of sample[0..count): largest gain, ties to the lower column. */

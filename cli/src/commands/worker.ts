@@ -1,0 +1,72 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { connect } from "@nats-io/transport-node";
+import { NatsBlobStore, NatsKeyValue, NatsTileSource } from "../../../common/src/bus/nats-bus.js";
+import { NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, natsConnectionOptions } from "../../../common/src/bus/nats-options.js";
+import { CLUSTER_BUCKET, JOBS_BUCKET, MODELS_BUCKET, WORKERS_BUCKET, WORKER_TTL_MS } from "../../../common/src/cluster/names.js";
+import { GrpcResultSender } from "../../../worker/src/rpc/grpc-result-sender.js";
+import { defaultModelCacheDir, ModelCache } from "../../../worker/src/runtime/model-cache.js";
+import { WorkerLoop } from "../../../worker/src/runtime/worker-loop.js";
+import { choiceOption, intOption, parseCommand } from "../args.js";
+
+export const WORKER_HELP = `delift worker --nats URL [options]
+
+Runs a worker: pulls tiles of running jobs from NATS JetStream, computes them with onnxruntime,
+streams the results to the coordinator over gRPC. It needs only NATS: the model bundle comes from
+the NATS object store (cached locally) and the coordinator's address from the cluster bucket.
+Start and stop workers at any time; a job keeps going. SIGTERM finishes (or hands back) the
+current tile and leaves; a killed worker's tile is redelivered after the job's ack wait.
+
+  --device cpu|cuda      onnxruntime execution provider (default cpu)
+  --concurrency N        tiles computed at once (default 1)
+  --threads N            onnxruntime intra-op threads (default: all cores)
+  --cache-dir DIR        model bundle cache (default ~/.cache/delift/models)
+  --drain-timeout S      on SIGTERM, seconds a running tile may still take (default 60)
+  --id NAME              worker id (default HOST-PID-RANDOM)
+${NATS_OPTIONS_HELP}`;
+
+export async function workerCommand(argv: string[]): Promise<number> {
+  const { values } = parseCommand("worker", argv, {
+    ...NATS_FLAGS,
+    device: { type: "string" },
+    concurrency: { type: "string" },
+    threads: { type: "string" },
+    "cache-dir": { type: "string" },
+    "drain-timeout": { type: "string" },
+    id: { type: "string" },
+  });
+  if (values.help) {
+    process.stdout.write(WORKER_HELP + "\n");
+    return 0;
+  }
+  const access = natsAccessFrom(values);
+  const device = choiceOption(values.device, "device", ["cpu", "cuda"] as const) ?? "cpu";
+  const concurrency = intOption(values.concurrency, "concurrency", 1, 64) ?? 1;
+  const threads = intOption(values.threads, "threads", 1, 1024);
+  const drainMs = (intOption(values["drain-timeout"], "drain-timeout", 0, 86_400) ?? 60) * 1000;
+  const workerId = typeof values.id === "string" ? values.id : `${hostname()}-${process.pid}-${randomBytes(2).toString("hex")}`;
+  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} [${workerId}] ${line}\n`);
+
+  const nc = await connect(natsConnectionOptions({ ...access, name: `delift-worker ${workerId}` }));
+  const jobsKv = await NatsKeyValue.open(nc, JOBS_BUCKET);
+  const workersKv = await NatsKeyValue.open(nc, WORKERS_BUCKET, WORKER_TTL_MS);
+  const clusterKv = await NatsKeyValue.open(nc, CLUSTER_BUCKET);
+  const blobs = await NatsBlobStore.open(nc, MODELS_BUCKET);
+  const sender = new GrpcResultSender(clusterKv, workerId);
+  const models = new ModelCache(blobs, typeof values["cache-dir"] === "string" ? values["cache-dir"] : defaultModelCacheDir(), { device, threads });
+  const loop = new WorkerLoop({ workerId, source: NatsTileSource.create(nc), jobsKv, workersKv, models, sender, concurrency, device, log, drainMs });
+  loop.start();
+  log(`worker ready (${device}, concurrency ${concurrency}), NATS ${access.servers.join(",")}`);
+
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", () => resolve());
+    process.once("SIGTERM", () => resolve());
+  });
+  log("stopping: finishing or handing back the current tile");
+  await loop.stop();
+  await sender.close();
+  await models.dispose();
+  await nc.drain().catch(() => undefined);
+  log(`stopped after ${loop.stats.tilesDone} tiles`);
+  return 0;
+}
