@@ -78,11 +78,6 @@ export type StochasticGreedyOptions = GreedyOptions & {
   epsilon?: number;
   /** Seed of the generator behind every random choice. Default 0. */
   seed?: number;
-  /**
-   * Skip sampled columns whose gain bound (last computed gain) cannot beat the step's best.
-   * Same result, fewer evaluations, one Float64Array of nCols. Default true.
-   */
-  lazyEvaluation?: boolean;
 };
 
 export type SelectionResult = {
