@@ -14,6 +14,7 @@ import {
   stochasticGreedy,
 } from "../../common/src/selection/mod.js";
 import type { CscKernel, Objective } from "../../common/src/selection/mod.js";
+import { BoundHeap } from "../../common/src/selection/bound-heap.js";
 
 /** An instance: the V x V kernel plus, for FLMI / FLCG, the second kernel's dense form. */
 type Instance = { kernel: CscKernel; dense: Float64Array; objective: Objective; second: Float64Array | null; nSecond: number };
@@ -114,6 +115,39 @@ function subsetsOf(n: number): number[][] {
   }
   return all;
 }
+
+test("BoundHeap pops by bound descending, then column ascending, also after lowering the top", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 1, maxLength: 60 }),
+      fc.array(fc.integer({ min: 0, max: 4 }), { maxLength: 20 }),
+      (levels, cuts) => {
+        const bounds = Float64Array.from(levels);
+        const expectedBound = Array.from(levels);
+        const heap = new BoundHeap(bounds);
+        for (const cut of cuts) {
+          // Lower the top's bound by cut (never below 0), as lazy greedy does after re-evaluating it.
+          const top = heap.topColumn();
+          expectedBound[top] = Math.max(0, heap.topBound() - cut);
+          heap.lowerTop(expectedBound[top]);
+        }
+        const expectedOrder = expectedBound
+          .map((b, j) => [b, j])
+          .sort((x, y) => y[0] - x[0] || x[1] - y[1])
+          .map(([, j]) => j);
+        const popped: number[] = [];
+        while (heap.length > 0) {
+          const second = heap.runnerUpColumn();
+          popped.push(heap.topColumn());
+          heap.removeTop();
+          if (heap.length > 0) assert.is(heap.topColumn(), second);
+        }
+        assert.equal(popped, expectedOrder);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
 
 test("lazy greedy equals naive greedy exactly (dense and sparse, ties, FL / FLMI / FLCG)", () => {
   fc.assert(
@@ -248,6 +282,11 @@ test("optimisers reject a bad k, epsilon, objective vector and negative kernel v
       /nu must be a finite number >= 0/,
     );
   }
+  const badMax = Float32Array.from([0, 0.5, NaN, 0, 0, 0]);
+  expectConfig(
+    () => lazyGreedy(kernel, { k: 2, objective: { kind: "flmi", targetMax: badMax } }),
+    /targetMax\[2\] = NaN: row maxima must be finite and >= 0/,
+  );
   expectConfig(() => stochasticGreedy(kernel, { k: 2, epsilon: 0 }), /epsilon must satisfy 0 < epsilon < 1/);
   expectConfig(() => stochasticGreedy(kernel, { k: 2, epsilon: 1 }), /epsilon/);
   const negative = cscFromDense(Float32Array.from([0.5, -0.25]), 1, 2);
