@@ -23,6 +23,7 @@ current tile and leaves; a killed worker's tile is redelivered after the job's a
   --cache-dir DIR        model bundle cache (default ~/.cache/delift/models)
   --drain-timeout S      on SIGTERM, seconds a running tile may still take (default 60)
   --id NAME              worker id (default HOST-PID-RANDOM)
+  --verbose              log every tile started and stored
 ${NATS_OPTIONS_HELP}`;
 
 export async function workerCommand(argv: string[]): Promise<number> {
@@ -34,6 +35,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     "cache-dir": { type: "string" },
     "drain-timeout": { type: "string" },
     id: { type: "string" },
+    verbose: { type: "boolean" },
   });
   if (values.help) {
     process.stdout.write(WORKER_HELP + "\n");
@@ -54,7 +56,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const blobs = await NatsBlobStore.open(nc, MODELS_BUCKET);
   const sender = new GrpcResultSender(clusterKv, workerId);
   const models = new ModelCache(blobs, typeof values["cache-dir"] === "string" ? values["cache-dir"] : defaultModelCacheDir(), { device, threads });
-  const loop = new WorkerLoop({ workerId, source: NatsTileSource.create(nc), jobsKv, workersKv, models, sender, concurrency, device, log, drainMs });
+  const loop = new WorkerLoop({ workerId, source: NatsTileSource.create(nc), jobsKv, workersKv, models, sender, concurrency, device, log, drainMs, verbose: values.verbose === true });
   loop.start();
   log(`worker ready (${device}, concurrency ${concurrency}), NATS ${access.servers.join(",")}`);
 

@@ -33,6 +33,12 @@ function tileSubject(jobId: string): string {
 /** JetStream work queue: one stream per job, one durable pull consumer shared by all workers. */
 export class NatsTileQueue implements TileQueue {
   private sub: Subscription | null = null;
+  /**
+   * Part of every message id: JetStream drops a message whose id it saw in the last two minutes,
+   * which guards against double publishing, but a restarted coordinator republishes (after a purge)
+   * tiles it had published before, and those must not be dropped.
+   */
+  private readonly session = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   private readonly handlers: ((jobId: string, tileId: string) => void)[] = [];
 
   private constructor(private readonly nc: NatsConnection, private readonly js: JetStreamClient, private readonly jsm: JetStreamManager) {}
@@ -62,7 +68,7 @@ export class NatsTileQueue implements TileQueue {
   async publish(jobId: string, tileId: string, data: Uint8Array): Promise<void> {
     const h = natsHeaders();
     h.set(TILE_HEADER, tileId);
-    await this.js.publish(tileSubject(jobId), data, { msgID: `${jobId}.${tileId}`, headers: h });
+    await this.js.publish(tileSubject(jobId), data, { msgID: `${jobId}.${tileId}.${this.session}`, headers: h });
   }
 
   async purge(jobId: string): Promise<void> {

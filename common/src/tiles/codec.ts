@@ -46,7 +46,7 @@ export function decodeTileMessage(data: Uint8Array): TileMessage {
   }
   if (!raw || typeof raw !== "object") throw new ProtocolError("tile message is not a map");
   const m = raw as Record<string, unknown>;
-  if (m.v !== VERSION) throw new ProtocolError(`tile message version ${String(m.v)}, expected ${VERSION}`);
+  if (m.v !== VERSION) throw new ProtocolError(`tile message version ${describe(m.v)}, expected ${VERSION}`);
   if (typeof m.job !== "string" || !JOB_ID.test(m.job)) throw new ProtocolError("tile message: bad job id");
   if (typeof m.tile !== "string" || !TILE_ID.test(m.tile)) throw new ProtocolError("tile message: bad tile id");
   const ids = int32s(m.ids, "ids");
@@ -73,7 +73,7 @@ export function decodeTileMessage(data: Uint8Array): TileMessage {
     if (columns.length === 0 || rows.length === 0) throw new ProtocolError("tile message: empty tile");
     return { ...base, work: { kind: "pairs", samples, columns: Array.from(columns, (example) => ({ example, rows })) } };
   }
-  throw new ProtocolError(`tile message: unknown kind ${String(m.kind)}`);
+  throw new ProtocolError(`tile message: unknown kind ${describe(m.kind)}`);
 }
 
 function bytes(a: Int32Array | Uint32Array): Uint8Array {
@@ -103,4 +103,11 @@ function uint32s(value: unknown, name: string): Uint32Array {
 
 function sameValues(a: Uint32Array, b: Uint32Array): boolean {
   return a.length === b.length && a.every((v, k) => v === b[k]);
+}
+
+/** A value from an untrusted message, for an error text (never calls its own methods). */
+function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.slice(0, 40));
+  if (typeof value === "number" || typeof value === "boolean" || value === null || value === undefined) return String(value);
+  return typeof value;
 }

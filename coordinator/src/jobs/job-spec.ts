@@ -112,7 +112,7 @@ export function parseJobSpec(value: unknown, source: string): JobSpec {
   const sc = obj(root.scoring, "scoring");
   const fields = obj(sc.fields, "scoring.fields");
   for (const [k, v] of Object.entries(fields)) {
-    if (!(k in DEFAULT_FIELDS) || typeof v !== "string" || v === "") throw new InputError(at(`scoring.fields.${k}`), `expected a field name for one of ${Object.keys(DEFAULT_FIELDS).join(", ")}`);
+    if (!Object.hasOwn(DEFAULT_FIELDS, k) || typeof v !== "string" || v === "") throw new InputError(at(`scoring.fields.${k}`), `expected a field name for one of ${Object.keys(DEFAULT_FIELDS).join(", ")}`);
   }
   const templates = obj(sc.templates, "scoring.templates");
   for (const [k, v] of Object.entries(templates)) {

@@ -136,9 +136,14 @@ function moveJob(job: JobRecord, to: JobState, event: JobEvent, now: number): Jo
 const tileTransitions: Record<string, TileTransition> = {
   "planned->queued": () => [],
   "queued->running": (tile, job, e) => started(tile, job, e),
-  // After a coordinator restart a worker may still hold a delivery made before it.
-  "planned->running": (tile, job, e) => started(tile, job, e),
+  // After a coordinator restart a worker may still hold a delivery made before it: its result
+  // counts, but the tile stays planned (to be published) until then, so a worker dying with it
+  // cannot leave a tile that nothing will deliver again.
   "planned->stored": (tile, job, e, now) => stored(tile, job, e, now),
+  "planned->planned": (tile, _job, e) => {
+    if (e.type === "tile-failed") tile.lastError = e.error;
+    return [];
+  },
   "running->running": (tile, job, e) => started(tile, job, e),
   "queued->stored": (tile, job, e, now) => stored(tile, job, e, now),
   "running->stored": (tile, job, e, now) => stored(tile, job, e, now),
@@ -154,6 +159,10 @@ const tileTransitions: Record<string, TileTransition> = {
     return [];
   },
   "running->failed": (tile, _job, e) => {
+    if (e.type === "tile-failed") tile.lastError = e.error;
+    return [];
+  },
+  "planned->failed": (tile, _job, e) => {
     if (e.type === "tile-failed") tile.lastError = e.error;
     return [];
   },
@@ -212,6 +221,7 @@ export function handleJobEvent(job: JobRecord, event: JobEvent, now: number): Jo
   const terminal = TERMINAL_JOB_STATES.has(job.state);
   switch (event.type) {
     case "planned": {
+      if (job.state !== "planning") throw new ImpossibleTransitionError(`job ${job.id}`, job.state, "scoring", event.type);
       const allStored = event.tiles.every((t) => t.stored);
       return moveJob(job, allStored ? "selecting" : "scoring", event, now);
     }
@@ -226,7 +236,7 @@ export function handleJobEvent(job: JobRecord, event: JobEvent, now: number): Jo
     case "tile-started": {
       if (job.state !== "scoring") return [];
       const tile = job.tiles.get(event.tileId);
-      if (!tile || tile.state === "stored" || tile.state === "failed") return [];
+      if (!tile || tile.state === "stored" || tile.state === "failed" || tile.state === "planned") return [];
       return moveTile(job, event.tileId, "running", event, now);
     }
     case "tile-stored": {
@@ -243,7 +253,7 @@ export function handleJobEvent(job: JobRecord, event: JobEvent, now: number): Jo
       if (job.state !== "scoring") return [];
       const tile = job.tiles.get(event.tileId);
       if (!tile || tile.state === "stored") return [];
-      if (!event.final) return moveTile(job, event.tileId, "queued", event, now);
+      if (!event.final) return moveTile(job, event.tileId, tile.state === "planned" ? "planned" : "queued", event, now);
       const effects = moveTile(job, event.tileId, "failed", event, now);
       job.error = `tile ${event.tileId.slice(0, 12)} failed on every delivery (${event.attempt}); last error from worker ${event.worker}: ${event.error}`;
       return [...effects, ...moveJob(job, "failed", event, now)];

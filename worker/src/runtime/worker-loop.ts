@@ -24,6 +24,8 @@ export type WorkerOptions = {
   pollMs?: number;
   /** On stop, how long a running tile may still take before it is handed back. */
   drainMs?: number;
+  /** Log every tile start and store (operators' --verbose; the fault tests key on it). */
+  verbose?: boolean;
 };
 
 /** A tile that can never succeed (bad token ids for the model): fail it at once, do not retry. */
@@ -158,6 +160,7 @@ export class WorkerLoop {
         await d.ack().catch(() => undefined);
         return;
       }
+      if (this.o.verbose) this.o.log(`job ${jobId}: tile ${msg.tileId.slice(0, 12)} started (delivery ${d.deliveryCount})`);
       let engine = this.engines.get(jobId);
       if (!engine) {
         engine = new TileEngine(model, spec.prompts, spec.batch);
@@ -169,6 +172,7 @@ export class WorkerLoop {
       await d.ack().catch((err) => this.o.log(`job ${jobId}: ack of stored tile ${msg.tileId.slice(0, 12)} failed (${(err as Error).message}); a redelivery will be a duplicate`));
       this.stats.tilesDone++;
       this.stats.pairsDone += tileValueCount(msg.work);
+      if (this.o.verbose) this.o.log(`job ${jobId}: tile ${msg.tileId.slice(0, 12)} stored in ${seconds.toFixed(2)} s`);
     } catch (err) {
       await this.handleFailure(spec, msg, d, err);
     } finally {
