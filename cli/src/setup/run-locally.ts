@@ -1,4 +1,8 @@
 import { formatProblem, formatSummary, summarizeCorpus } from "../../../common/src/mod.js";
+import { parseBudget } from "../../../common/src/selection/mod.js";
+import { KERNEL_FILES } from "../../../common/src/kernel/kernel-files.js";
+import { assertReplaceable } from "../../../common/src/util/output-dir.js";
+import { SELECTION_FILES } from "../../../coordinator/src/select/write-selection.js";
 import type { JobSpec } from "../../../coordinator/src/jobs/job-spec.js";
 import { loadJobSets, loadModelInputs } from "../../../coordinator/src/inputs/load-inputs.js";
 import { runEmbeddedJob } from "../embedded/run-embedded-job.js";
@@ -14,6 +18,8 @@ import { abortOnSignals } from "./interrupt.js";
 export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlags): Promise<number> {
   const inputs = await loadModelInputs(spec.model, spec.scoring);
   const { sets, skipped } = await loadJobSets(spec, inputs);
+  if (spec.kind === "select") parseBudget(spec.selection.budget, sets.v.length);
+  await assertReplaceable(out, spec.kind === "kernel" ? KERNEL_FILES : [...SELECTION_FILES, "kernel"]);
   for (const s of skipped) process.stderr.write(`skipped ${formatProblem(s)}\n`);
   const corpus = { file: spec.data, samples: [...sets.candidates, ...sets.other], tokens: sets.tokens, skipped };
   const pairs = spec.selection.kernelType === "se" ? null : spec.selection.stage === "task" ? { examples: sets.v, targets: sets.o } : { examples: sets.v, targets: sets.v };

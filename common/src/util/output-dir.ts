@@ -28,7 +28,8 @@ export async function writeOutputDir(dir: string, ownedNames: string[], fill: (t
   }
 }
 
-async function assertReplaceable(dir: string, ownedNames: string[]): Promise<void> {
+/** Fails early (ConfigError) when `dir` exists and holds files the writer does not own. */
+export async function assertReplaceable(dir: string, ownedNames: string[]): Promise<void> {
   let entries: string[];
   try {
     const s = await stat(dir);

@@ -2,6 +2,7 @@ import type { BlobStore } from "../../../common/src/bus/types.js";
 import { modelBlobName } from "../../../common/src/cluster/names.js";
 import type { WorkSpec } from "../../../common/src/cluster/work-spec.js";
 import { sampleLengths, type SkippedRecord } from "../../../common/src/mod.js";
+import { parseBudget } from "../../../common/src/selection/mod.js";
 import { loadJobSets, loadModelInputs, type ModelInputs } from "../inputs/load-inputs.js";
 import type { SampleSets } from "../inputs/sample-sets.js";
 import type { JobSpec } from "../jobs/job-spec.js";
@@ -40,6 +41,8 @@ export function kernelRequests(spec: JobSpec, sets: SampleSets): KernelRequest[]
 export async function planJob(spec: JobSpec, maxTileTokens = DEFAULT_MAX_TILE_TOKENS): Promise<PlannedJob> {
   const inputs = await loadModelInputs(spec.model, spec.scoring);
   const { sets, skipped } = await loadJobSets(spec, inputs);
+  // A budget that does not fit the data is known now; finding out after scoring would waste it all.
+  if (spec.kind === "select") parseBudget(spec.selection.budget, sets.v.length);
   const requests = kernelRequests(spec, sets);
   const settings = settingsKey(inputs.bundle.hash, inputs.prompts);
   const keys = sampleKeys(sets.tokens);

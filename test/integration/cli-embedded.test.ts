@@ -1,0 +1,148 @@
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { CliProcess } from "../helpers/cluster.js";
+import { FIXTURES, TINY_MODEL, tempDir } from "../helpers/paths.js";
+
+const Cli = suite("delift select / kernel / model prepare on the embedded default (CLI processes)");
+const dir = tempDir("delift-cli-");
+const STORE = join(dir.path, "tiles");
+const lines = readFileSync(join(FIXTURES, "gsm8k-32.jsonl"), "utf8").split("\n").filter(Boolean);
+const DATA = join(dir.path, "v.jsonl");
+writeFileSync(DATA, lines.slice(0, 10).join("\n") + "\n");
+const TARGET = join(dir.path, "q.jsonl");
+writeFileSync(TARGET, lines.slice(24, 28).join("\n") + "\n");
+
+async function run(args: string[]): Promise<{ code: number | null; log: string }> {
+  const p = CliProcess.spawn("delift", [...args]);
+  const code = await p.wait();
+  return { code, log: p.log };
+}
+
+Cli.after(() => dir.cleanup());
+
+Cli("select (instruction stage): selected.jsonl keeps the records and adds index, rank, gain; the report is written", async () => {
+  const out = join(dir.path, "sel");
+  const r = await run(["select", "--data", DATA, "--model", TINY_MODEL, "--budget", "0.3", "--out", out, "--store", STORE, "--quiet"]);
+  assert.is(r.code, 0, r.log);
+  assert.match(r.log, /samples: 10/);
+  assert.match(r.log, /selected 3 of 10/);
+  const selected = readFileSync(join(out, "selected.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  assert.is(selected.length, 3);
+  assert.equal(selected.map((s) => s.rank), [1, 2, 3]);
+  const byId = new Map(lines.slice(0, 10).map((l) => JSON.parse(l)).map((x) => [x.id, x]));
+  for (const s of selected) {
+    const original = byId.get(s.id);
+    assert.ok(original, `unknown id ${s.id}`);
+    assert.is(s.instruction, original.instruction);
+    assert.is(s.output, original.output);
+    assert.is(s.task, original.task);
+    assert.ok(Number.isInteger(s.index) && s.index >= 0 && s.index < 10);
+    assert.is(typeof s.gain, "number");
+  }
+  assert.ok(selected[0].gain >= selected[1].gain && selected[1].gain >= selected[2].gain, "gains of a submodular greedy do not increase");
+  const report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
+  assert.is(report.settings.objective, "fl");
+  assert.is(report.settings.k, 3);
+  assert.is(report.kernel.nnz, 100);
+  assert.is(report.result.curve.at(-1)[0], 3);
+  assert.ok(Math.abs(report.result.curve.at(-1)[1] - report.result.value) < 1e-6);
+  const html = readFileSync(join(out, "report.html"), "utf8");
+  assert.match(html, /<svg/);
+  assert.match(html, /Objective vs k/);
+  assert.match(html, /gsm8k/);
+});
+
+Cli("a second run reuses every stored tile and gives the same selection; the seed decides it", async () => {
+  const a = join(dir.path, "sel");
+  const b = join(dir.path, "sel-again");
+  const r = await run(["select", "--data", DATA, "--model", TINY_MODEL, "--budget", "0.3", "--out", b, "--store", STORE, "--quiet"]);
+  assert.is(r.code, 0, r.log);
+  assert.match(r.log, /0 tiles computed/);
+  const ids = (d: string) => readFileSync(join(d, "selected.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l).id);
+  assert.equal(ids(b), ids(a));
+});
+
+Cli("task stage (FLMI with a target set) and continual stage (FLCG with ids of samples already used)", async () => {
+  const task = join(dir.path, "task");
+  const t = await run(["select", "--data", DATA, "--model", TINY_MODEL, "--stage", "task", "--target", TARGET, "--budget", "2", "--out", task, "--store", STORE, "--quiet"]);
+  assert.is(t.code, 0, t.log);
+  const tr = JSON.parse(readFileSync(join(task, "report.json"), "utf8"));
+  assert.is(tr.settings.objective, "flmi");
+  assert.equal([tr.secondKernel.nRows, tr.secondKernel.nCols], [4, 10]);
+
+  const used = join(dir.path, "used.txt");
+  const ids = lines.slice(0, 3).map((l) => JSON.parse(l).id);
+  writeFileSync(used, ids.join("\n") + "\n");
+  const cont = join(dir.path, "continual");
+  const c = await run(["select", "--data", DATA, "--model", TINY_MODEL, "--stage", "continual", "--existing-ids", used, "--budget", "2", "--out", cont, "--store", STORE, "--quiet"]);
+  assert.is(c.code, 0, c.log);
+  const picked = readFileSync(join(cont, "selected.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l).id);
+  assert.is(picked.length, 2);
+  for (const id of ids) assert.not.ok(picked.includes(id), "E is never selected");
+  assert.is(JSON.parse(readFileSync(join(cont, "report.json"), "utf8")).settings.objective, "flcg");
+});
+
+Cli("DELIFT (SE): the sentence-embedding kernel needs no pair scoring", async () => {
+  const out = join(dir.path, "se");
+  const r = await run(["select", "--data", DATA, "--model", TINY_MODEL, "--kernel-type", "se", "--budget", "4", "--out", out, "--quiet", "--store", join(dir.path, "empty-store")]);
+  assert.is(r.code, 0, r.log);
+  const report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
+  assert.is(report.settings.kernel, "se");
+  assert.ok(report.kernel.rawMin >= 0 && report.kernel.rawMax <= 1);
+  assert.not.ok(existsSync(join(dir.path, "empty-store", "00")), "no tiles computed");
+});
+
+Cli("bad input: clear errors, exit code 2, nothing written", async () => {
+  const out = join(dir.path, "never");
+  const budget = await run(["select", "--data", DATA, "--model", TINY_MODEL, "--budget", "11", "--out", out, "--store", STORE]);
+  assert.is(budget.code, 2);
+  assert.match(budget.log, /budget 11 out of range: a count must be between 1 and 10/);
+  const unknown = join(dir.path, "unknown-ids.txt");
+  writeFileSync(unknown, "gsm8k-train-0\nno-such-id\n");
+  const ids = await run(["select", "--data", DATA, "--model", TINY_MODEL, "--stage", "continual", "--existing-ids", unknown, "--budget", "2", "--out", out, "--store", STORE]);
+  assert.is(ids.code, 2);
+  assert.match(ids.log, /unknown-ids\.txt:2: unknown id "no-such-id"/);
+  const bad = join(dir.path, "bad.jsonl");
+  writeFileSync(bad, `${lines[0]}\n{"id": "x", "instruction": "q"}\n`);
+  const line = await run(["select", "--data", bad, "--model", TINY_MODEL, "--budget", "1", "--out", out, "--store", STORE]);
+  assert.is(line.code, 2);
+  assert.match(line.log, /bad\.jsonl:2 field "output": expected a string, got nothing \(field missing\)/);
+  const foreign = join(dir.path, "foreign");
+  mkdirSync(foreign);
+  writeFileSync(join(foreign, "notes.txt"), "mine");
+  const refused = await run(["select", "--data", DATA, "--model", TINY_MODEL, "--budget", "2", "--out", foreign, "--store", STORE]);
+  assert.is(refused.code, 2);
+  assert.match(refused.log, /already holds files delift did not write \(notes\.txt\)/);
+  assert.equal(readdirSync(foreign), ["notes.txt"]);
+  assert.not.ok(existsSync(out));
+});
+
+Cli("Ctrl-C (SIGINT) mid-kernel: exit 130, no output directory and no temporary files left", async () => {
+  const out = join(dir.path, "interrupted");
+  const p = CliProcess.spawn("kernel", ["kernel", "--data", DATA, "--model", TINY_MODEL, "--out", out, "--store", join(dir.path, "store-int"), "--tile-columns", "1", "--tile-rows", "5"]);
+  await p.waitFor(/tiles/, 30_000);
+  await new Promise((r) => setTimeout(r, 700));
+  p.kill("SIGINT");
+  assert.is(await p.wait(), 130, p.log);
+  assert.not.ok(existsSync(out));
+  assert.equal(readdirSync(dir.path).filter((n) => n.includes("interrupted")), []);
+});
+
+Cli("kernel: parquet + binary + json; model prepare gives a bundle that computes the same kernel", async () => {
+  const a = join(dir.path, "kernel-a");
+  const r = await run(["kernel", "--data", DATA, "--model", TINY_MODEL, "--out", a, "--store", STORE, "--quiet"]);
+  assert.is(r.code, 0, r.log);
+  assert.equal(readdirSync(a).sort(), ["kernel.bin", "kernel.json", "kernel.parquet"]);
+  const prepared = join(dir.path, "tiny-prepared");
+  const p = await run(["model", "prepare", "--model", TINY_MODEL, "--out", prepared]);
+  assert.is(p.code, 0, p.log);
+  assert.is(JSON.parse(readFileSync(join(prepared, "manifest.json"), "utf8")).prepared, true);
+  const b = join(dir.path, "kernel-b");
+  const r2 = await run(["kernel", "--data", DATA, "--model", prepared, "--out", b, "--store", join(dir.path, "store-prepared"), "--quiet"]);
+  assert.is(r2.code, 0, r2.log);
+  assert.ok(Buffer.compare(readFileSync(join(a, "kernel.bin")), readFileSync(join(b, "kernel.bin"))) === 0);
+});
+
+Cli.run();
