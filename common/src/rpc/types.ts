@@ -36,6 +36,8 @@ export type JobStatusMessage = {
   elapsedSeconds: number;
   stage: string;
   createdAt: string;
+  tileBytes: number;
+  resultBytes: number;
 };
 
 export type WorkerInfo = {

@@ -98,11 +98,11 @@ export class Coordinator {
 
   status(jobId: string): JobStatusMessage {
     const e = this.entry(jobId);
-    return jobStatus(e.record, e.spec.selection.stage, Date.now(), e.finishedAt);
+    return jobStatus(e.record, e.spec.selection.stage, Date.now(), e.finishedAt, e.traffic);
   }
 
   list(): JobStatusMessage[] {
-    return [...this.jobs.values()].map((e) => jobStatus(e.record, e.spec.selection.stage, Date.now(), e.finishedAt));
+    return [...this.jobs.values()].map((e) => jobStatus(e.record, e.spec.selection.stage, Date.now(), e.finishedAt, e.traffic));
   }
 
   /** Calls `listener` with the job's status after every change; returns the unsubscribe. */
@@ -117,10 +117,6 @@ export class Coordinator {
   result(jobId: string): { dir: string; state: string; summary: string | null; error: string | null } {
     const e = this.entry(jobId);
     return { dir: this.resultDirOf(jobId), state: e.record.state, summary: e.summary, error: e.record.error };
-  }
-
-  traffic(jobId: string): { tileBytes: number; resultBytes: number } {
-    return { ...this.entry(jobId).traffic };
   }
 
   tileStarted(jobId: string, tileId: string, workerId: string, attempt: number): { wanted: boolean } {

@@ -2,7 +2,13 @@ import type { JobStatusMessage } from "../../../common/src/rpc/types.js";
 import { jobRate, type JobRecord } from "../jobs/job-state.js";
 
 /** The status a watcher sees (gRPC JobStatus, KV <job>.status). */
-export function jobStatus(job: JobRecord, stage: string, now: number, finishedAt: number | null): JobStatusMessage {
+export function jobStatus(
+  job: JobRecord,
+  stage: string,
+  now: number,
+  finishedAt: number | null,
+  traffic: { tileBytes: number; resultBytes: number } = { tileBytes: 0, resultBytes: 0 },
+): JobStatusMessage {
   const { pairsPerSecond, etaSeconds } = jobRate(job, now);
   return {
     jobId: job.id,
@@ -25,5 +31,7 @@ export function jobStatus(job: JobRecord, stage: string, now: number, finishedAt
     elapsedSeconds: ((finishedAt ?? now) - job.createdAt) / 1000,
     stage,
     createdAt: new Date(job.createdAt).toISOString(),
+    tileBytes: traffic.tileBytes,
+    resultBytes: traffic.resultBytes,
   };
 }
