@@ -51,7 +51,17 @@ export class CliProcess {
   }
 }
 
-export type ClusterOptions = { workers?: number; token?: string; natsConfig?: string; natsArgs?: string[]; workerArgs?: string[] };
+export type ClusterOptions = {
+  workers?: number;
+  token?: string;
+  natsConfig?: string;
+  /** NATS access flags given to the coordinator and every worker. */
+  natsArgs?: string[];
+  workerArgs?: string[];
+  coordinatorArgs?: string[];
+  /** CA (PEM) the test's gRPC client trusts, when the coordinator serves TLS. */
+  grpcCa?: Buffer;
+};
 
 /** A real cluster on loopback: nats-server, one coordinator process, worker processes. */
 export class TestCluster {
@@ -81,6 +91,7 @@ export class TestCluster {
       "--data-dir",
       this.dataDir,
       ...(this.o.natsArgs ?? []),
+      ...(this.o.coordinatorArgs ?? []),
       "--nats",
       this.nats.url,
     ], { DELIFT_TOKEN: this.token });
@@ -95,7 +106,7 @@ export class TestCluster {
   }
 
   client(token = this.token): CoordinatorClient {
-    return connectCoordinator({ address: `127.0.0.1:${this.grpcPort}`, token });
+    return connectCoordinator({ address: `127.0.0.1:${this.grpcPort}`, token, caPem: this.o.grpcCa });
   }
 
   async submit(spec: object): Promise<string> {
