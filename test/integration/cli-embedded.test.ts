@@ -143,6 +143,20 @@ Cli("kernel: parquet + binary + json; model prepare gives a bundle that computes
   const r2 = await run(["kernel", "--data", DATA, "--model", prepared, "--out", b, "--store", join(dir.path, "store-prepared"), "--quiet"]);
   assert.is(r2.code, 0, r2.log);
   assert.ok(Buffer.compare(readFileSync(join(a, "kernel.bin")), readFileSync(join(b, "kernel.bin"))) === 0);
+
+  // select --kernel reuses it: no tile is scored, and the selection is the one computed from scratch.
+  const reuse = join(dir.path, "sel-reused");
+  const emptyStore = join(dir.path, "store-reuse");
+  const s = await run(["select", "--data", DATA, "--model", TINY_MODEL, "--kernel", a, "--budget", "0.3", "--out", reuse, "--store", emptyStore, "--quiet"]);
+  assert.is(s.code, 0, s.log);
+  assert.not.ok(existsSync(join(emptyStore, "00")) && readdirSync(emptyStore).some((n) => /^[0-9a-f]{2}$/.test(n)), "no tile computed");
+  const ids = (d: string) => readFileSync(join(d, "selected.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l).id);
+  assert.equal(ids(reuse), ids(join(dir.path, "sel")));
+  const other = join(dir.path, "other.jsonl");
+  writeFileSync(other, lines.slice(10, 20).join("\n") + "\n");
+  const wrong = await run(["select", "--data", other, "--model", TINY_MODEL, "--kernel", a, "--budget", "0.3", "--out", join(dir.path, "never2"), "--store", emptyStore]);
+  assert.is(wrong.code, 2);
+  assert.match(wrong.log, /kernel was computed for other samples/);
 });
 
 Cli.run();

@@ -54,7 +54,7 @@ export async function submitCommand(argv: string[]): Promise<number> {
     }
     if (final?.state === "failed") {
       process.stderr.write(`delift: job ${jobId} failed: ${final.error}\n`);
-      return 1;
+      return final.failedDuring === "planning" ? 2 : 1;
     }
     if (values.wait) return EXIT_OF_STATE[final?.state ?? "failed"] ?? 1;
     return 0;

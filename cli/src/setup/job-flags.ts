@@ -16,6 +16,7 @@ export const JOB_OPTIONS: OptionSpec = {
   "target-ids": { type: "string" },
   existing: { type: "string" },
   "existing-ids": { type: "string" },
+  kernel: { type: "string" },
   budget: { type: "string" },
   optimizer: { type: "string" },
   epsilon: { type: "string" },
@@ -55,6 +56,7 @@ export const SELECTION_HELP = `Selection:
   --scaling NAME         min-max (default) | clip (max(UF, 0))
   --eta X / --nu X       FLMI / FLCG weights (default 1)
   --kernel-type T        utility (DELIFT, default) | se (DELIFT-SE: sentence-embedding cosine)
+  --kernel DIR           reuse the V x V kernel "delift kernel" wrote for the same data and model
   --save-kernel          also write the V x V utility kernel into OUT/kernel/
   --compare-lazy WHEN    auto (default: when the kernel is small) | always | never: also run lazy greedy
                          and report the ratio of f(A)`;
@@ -95,6 +97,7 @@ export async function jobSpecFromFlags(values: Values, kind: "select" | "kernel"
   setPath("targetIds", "target-ids");
   setPath("existing", "existing");
   setPath("existingIds", "existing-ids");
+  setPath("kernel", "kernel");
   assign(selection, {
     stage: str("stage"),
     budget: str("budget"),

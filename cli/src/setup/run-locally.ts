@@ -49,8 +49,8 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
     progress.stop();
     const s = outcome.status;
     if (s.state !== "done") {
-      process.stderr.write(`delift: job ${s.state}${s.error ? `: ${s.error}` : ""}; no output was written\n`);
-      return interrupt.signal.aborted ? 130 : 1;
+      process.stderr.write(`delift: ${s.failedDuring === "planning" ? "" : `job ${s.state}: `}${s.error || s.state}; no output was written\n`);
+      return interrupt.signal.aborted ? 130 : s.failedDuring === "planning" ? 2 : 1;
     }
     const computed = s.tilesDone - s.tilesReused;
     process.stderr.write(

@@ -38,6 +38,7 @@ export type JobStatusMessage = {
   createdAt: string;
   tileBytes: number;
   resultBytes: number;
+  failedDuring: string;
 };
 
 export type WorkerInfo = {

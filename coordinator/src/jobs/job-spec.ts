@@ -41,6 +41,8 @@ export type JobSpec = {
   targetIds: string | null;
   existing: string | null;
   existingIds: string | null;
+  /** A V x V utility kernel written earlier ("delift kernel"), reused instead of scoring it again. */
+  kernel: string | null;
   selection: SelectionSpec;
   scoring: ScoringSettings;
   queue: { ackWaitSeconds: number; maxDeliver: number; maxQueued: number };
@@ -51,7 +53,7 @@ export type JobSpec = {
 export const DEFAULT_BATCH: BatchLimits = { maxBatch: 32, maxTokens: 8192 };
 export const DEFAULT_QUEUE = { ackWaitSeconds: 30, maxDeliver: 5, maxQueued: 256 };
 
-const TOP_KEYS = ["kind", "data", "model", "target", "targetIds", "existing", "existingIds", "selection", "scoring", "queue", "saveKernel"];
+const TOP_KEYS = ["kind", "data", "model", "target", "targetIds", "existing", "existingIds", "kernel", "selection", "scoring", "queue", "saveKernel"];
 
 /** Validates a job spec (from a job file or a submit request), filling in every default. */
 export function parseJobSpec(value: unknown, source: string): JobSpec {
@@ -145,6 +147,7 @@ export function parseJobSpec(value: unknown, source: string): JobSpec {
     targetIds: path("targetIds", false),
     existing: path("existing", false),
     existingIds: path("existingIds", false),
+    kernel: path("kernel", false),
     selection,
     scoring,
     queue: {
@@ -170,4 +173,5 @@ function checkStage(spec: JobSpec, source: string): void {
   if (stage !== "task" && (spec.target || spec.targetIds)) fail("target", "belongs to stage task");
   if (stage !== "continual" && (spec.existing || spec.existingIds)) fail("existing", "belongs to stage continual");
   if (spec.kind === "kernel" && stage !== "instruction") fail("selection.stage", "a kernel job computes the V x V kernel only");
+  if (spec.kernel && (spec.kind === "kernel" || spec.selection.kernelType === "se")) fail("kernel", "a kernel to reuse belongs to a selection with the utility kernel");
 }

@@ -29,6 +29,8 @@ export type JobRecord = {
   counts: { tilesDone: number; tilesReused: number; pairsDone: number; pairsTotal: number; redeliveries: number };
   workers: Map<string, WorkerTally>;
   error: string | null;
+  /** The state the job was in when it failed: "planning" means its input or settings were refused. */
+  failedDuring: JobState | null;
   /** (time, pairs done) samples for the rate and ETA. */
   progress: { t: number; pairs: number }[];
   log: { t: number; stimulus: string; change: string }[];
@@ -76,6 +78,7 @@ export function newJob(id: string, now: number): JobRecord {
     counts: { tilesDone: 0, tilesReused: 0, pairsDone: 0, pairsTotal: 0, redeliveries: 0 },
     workers: new Map(),
     error: null,
+    failedDuring: null,
     progress: [],
     log: [],
   };
@@ -127,6 +130,7 @@ function moveJob(job: JobRecord, to: JobState, event: JobEvent, now: number): Jo
   if (!transition) throw new ImpossibleTransitionError(`job ${job.id}`, job.state, to, event.type);
   const effects = transition(job, event, now);
   record(job, now, event.type, `job ${key}`);
+  if (to === "failed") job.failedDuring = job.state;
   job.state = to;
   return effects;
 }

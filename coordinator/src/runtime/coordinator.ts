@@ -314,7 +314,7 @@ export class Coordinator {
     const r = entry.record;
     const stateChanged = entry.lastSavedState !== r.state;
     entry.lastSavedState = r.state;
-    await saveState(this.deps.dataDir, r.id, { state: r.state, error: r.error, createdAt: r.createdAt, finishedAt: entry.finishedAt, summary: entry.summary });
+    await saveState(this.deps.dataDir, r.id, { state: r.state, error: r.error, createdAt: r.createdAt, finishedAt: entry.finishedAt, summary: entry.summary, failedDuring: r.failedDuring });
     const status = this.status(r.id);
     await this.deps.jobsKv.put(statusKey(r.id), new TextEncoder().encode(JSON.stringify(status)));
     if (stateChanged) await this.saveActive();
@@ -332,6 +332,7 @@ export class Coordinator {
       if (terminal) {
         record.state = saved.state.state;
         record.error = saved.state.error;
+        record.failedDuring = (saved.state.failedDuring as JobRecord["failedDuring"]) ?? null;
       }
       const entry = this.addEntry(saved.jobId, saved.spec, record);
       entry.finishedAt = saved.state.finishedAt;

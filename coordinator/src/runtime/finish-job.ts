@@ -91,7 +91,8 @@ export async function finishJob(
   tiles: { computed: number; reused: number },
 ): Promise<{ summary: string }> {
   const kernelStarted = performance.now();
-  const utility = spec.selection.kernelType === "utility" ? await assembleJobKernels(planned, read) : [];
+  const assembled = spec.selection.kernelType === "utility" ? await assembleJobKernels(planned, read) : [];
+  const utility = planned.reusedKernel ? [planned.reusedKernel, ...assembled] : assembled;
   if (spec.kind === "kernel") {
     const kernel = utility[0];
     kernel.metadata.data = spec.data;

@@ -4,7 +4,7 @@ import type { JobSpec } from "../jobs/job-spec.js";
 import type { JobState } from "../jobs/job-state.js";
 
 /** What survives a coordinator restart besides the tile store: each job's spec and last state. */
-export type SavedJobState = { state: JobState; error: string | null; createdAt: number; finishedAt: number | null; summary?: string | null };
+export type SavedJobState = { state: JobState; error: string | null; createdAt: number; finishedAt: number | null; summary?: string | null; failedDuring?: string | null };
 
 export function jobDir(dataDir: string, jobId: string): string {
   return join(dataDir, "jobs", jobId);

@@ -33,5 +33,6 @@ export function jobStatus(
     createdAt: new Date(job.createdAt).toISOString(),
     tileBytes: traffic.tileBytes,
     resultBytes: traffic.resultBytes,
+    failedDuring: job.failedDuring ?? "",
   };
 }

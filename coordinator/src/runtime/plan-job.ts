@@ -1,7 +1,8 @@
 import type { BlobStore } from "../../../common/src/bus/types.js";
 import { modelBlobName } from "../../../common/src/cluster/names.js";
 import type { WorkSpec } from "../../../common/src/cluster/work-spec.js";
-import { sampleLengths, type SkippedRecord } from "../../../common/src/mod.js";
+import { InputError, sampleLengths, type SkippedRecord } from "../../../common/src/mod.js";
+import { readKernel, type UtilityKernel } from "../../../common/src/kernel/kernel-files.js";
 import { parseBudget } from "../../../common/src/selection/mod.js";
 import { loadJobSets, loadModelInputs, type ModelInputs } from "../inputs/load-inputs.js";
 import type { SampleSets } from "../inputs/sample-sets.js";
@@ -15,10 +16,12 @@ import type { TileSpec } from "../plan/tile-spec.js";
 export type KernelRequest = { targets: Uint32Array; examples: Uint32Array };
 
 export type PlannedJob = {
+  /** The V x V kernel given with the job (spec.kernel), already checked against the data and model. */
+  reusedKernel: UtilityKernel | null;
   inputs: ModelInputs;
   sets: SampleSets;
   skipped: SkippedRecord[];
-  /** Kernels to assemble: the main V x V first, then the stage's second kernel (if any). */
+  /** Kernels to assemble: the main V x V first (unless reused), then the stage's second kernel (if any). */
   requests: KernelRequest[];
   plans: TileSpec[][];
   /** Every distinct tile of the job, in plan order. */
@@ -32,7 +35,7 @@ export const DEFAULT_MAX_TILE_TOKENS = 200_000;
 /** The kernels a stage needs (DESIGN.md §1); the SE variant computes them without tiles. */
 export function kernelRequests(spec: JobSpec, sets: SampleSets): KernelRequest[] {
   if (spec.selection.kernelType === "se") return [];
-  const requests: KernelRequest[] = [{ targets: sets.v, examples: sets.v }];
+  const requests: KernelRequest[] = spec.kernel ? [] : [{ targets: sets.v, examples: sets.v }];
   if (spec.kind === "select" && spec.selection.stage === "task") requests.push({ targets: sets.o, examples: sets.v });
   if (spec.kind === "select" && spec.selection.stage === "continual") requests.push({ targets: sets.v, examples: sets.o });
   return requests;
@@ -43,6 +46,7 @@ export async function planJob(spec: JobSpec, maxTileTokens = DEFAULT_MAX_TILE_TO
   const { sets, skipped } = await loadJobSets(spec, inputs);
   // A budget that does not fit the data is known now; finding out after scoring would waste it all.
   if (spec.kind === "select") parseBudget(spec.selection.budget, sets.v.length);
+  const reusedKernel = spec.kernel ? await readMatchingKernel(spec.kernel, sets, inputs.bundle.hash) : null;
   const requests = kernelRequests(spec, sets);
   const settings = settingsKey(inputs.bundle.hash, inputs.prompts);
   const keys = sampleKeys(sets.tokens);
@@ -55,7 +59,25 @@ export async function planJob(spec: JobSpec, maxTileTokens = DEFAULT_MAX_TILE_TO
   );
   const tiles = new Map<string, TileSpec>();
   for (const plan of plans) for (const t of plan) tiles.set(t.id, t);
-  return { inputs, sets, skipped, requests, plans, tiles, settingsKey: settings };
+  return { reusedKernel, inputs, sets, skipped, requests, plans, tiles, settingsKey: settings };
+}
+
+/** Reads a kernel to reuse and checks it was computed for these candidates, in this order, by this model. */
+async function readMatchingKernel(dir: string, sets: SampleSets, modelHash: string): Promise<UtilityKernel> {
+  const kernel = await readKernel(dir);
+  const ids = Array.from(sets.v, (g) => sets.ids[g]);
+  const m = kernel.metadata;
+  const mismatch = (which: string, list: string[]) => {
+    if (list.length !== ids.length) return `it has ${list.length} ${which}s, the data has ${ids.length} candidates`;
+    const k = list.findIndex((id, i) => id !== ids[i]);
+    return k >= 0 ? `its ${which} ${k} is sample "${list[k]}", the data has "${ids[k]}" there` : null;
+  };
+  const problem = mismatch("row", m.rowIds) ?? mismatch("column", m.colIds);
+  if (problem) throw new InputError({ file: dir, field: "rowIds" }, `kernel was computed for other samples: ${problem}`);
+  if (m.modelHash !== modelHash) {
+    throw new InputError({ file: dir, field: "modelHash" }, `kernel was computed with another model (${m.modelHash.slice(0, 12)}), not ${modelHash.slice(0, 12)}`);
+  }
+  return kernel;
 }
 
 /** Puts the model bundle's files into the object store by content hash (once per model). */

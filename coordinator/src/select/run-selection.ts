@@ -11,7 +11,9 @@ import {
   type SelectionResult,
 } from "../../../common/src/selection/mod.js";
 
-export type Stage = "instruction" | "task" | "continual";
+import type { Stage } from "../jobs/job-spec.js";
+
+export type { Stage };
 
 export type SelectionSettings = {
   stage: Stage;
