@@ -34,6 +34,7 @@ test("a minimal spec gets every default", () => {
     targetIds: null,
     existing: null,
     existingIds: null,
+    kernel: null,
     selection: {
       stage: "instruction",
       budget: "0.3",
