@@ -51,7 +51,7 @@ export function groupedBars(categories: { label: string; a: number; b: number }[
   const rowH = 26;
   const height = PAD.top + rowH * categories.length + 30;
   const left = 170;
-  const width = W - left - 60;
+  const width = W - left - 110;
   const max = Math.max(1e-9, ...categories.flatMap((c) => [c.a, c.b]));
   const rows = categories
     .map((c, k) => {
@@ -72,8 +72,20 @@ export function groupedBars(categories: { label: string; a: number; b: number }[
   return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${height}" width="${W}" height="${height}">${rows}${legend}</svg>`;
 }
 
+/** Round tick values (steps of 1, 2 or 5 times a power of ten) inside [lo, hi]. */
+export function niceTicks(lo: number, hi: number, count = 6): number[] {
+  const span = hi - lo;
+  if (!(span > 0)) return [lo];
+  const raw = span / (count - 1);
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power;
+  const out: number[] = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+  return out;
+}
+
 function axes(x0: number, x1: number, y0: number, y1: number, o: ChartOptions): string {
-  const ticks = (lo: number, hi: number) => Array.from({ length: 5 }, (_, k) => lo + ((hi - lo) * k) / 4);
+  const ticks = (lo: number, hi: number) => niceTicks(lo, hi);
   const xt = ticks(x0, x1)
     .map((v) => `<text x="${sx(v, x0, x1).toFixed(1)}" y="${H - PAD.bottom + 16}" text-anchor="middle" font-size="11">${fmt(v)}</text>`)
     .join("");
