@@ -2,6 +2,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { readKernel } from "../../common/src/kernel/kernel-files.js";
 import { CliProcess } from "../helpers/cluster.js";
 import { FIXTURES, TINY_MODEL, tempDir } from "../helpers/paths.js";
 
@@ -152,6 +153,22 @@ Cli("kernel: parquet + binary + json; model prepare gives a bundle that computes
   assert.not.ok(existsSync(join(emptyStore, "00")) && readdirSync(emptyStore).some((n) => /^[0-9a-f]{2}$/.test(n)), "no tile computed");
   const ids = (d: string) => readFileSync(join(d, "selected.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l).id);
   assert.equal(ids(reuse), ids(join(dir.path, "sel")));
+  // Sparse mode: each target against its 3 nearest samples and 1 random one; same values where stored.
+  const sparse = join(dir.path, "kernel-sparse");
+  const sp = await run(["kernel", "--data", DATA, "--model", TINY_MODEL, "--neighbors", "3", "--random-columns", "1", "--out", sparse, "--store", STORE, "--quiet"]);
+  assert.is(sp.code, 0, sp.log);
+  const dense = await readKernel(a);
+  const sk = await readKernel(sparse);
+  assert.is(sk.csc.rowIdx.length, 10 * 4);
+  const denseAt = (i: number, j: number) => {
+    for (let p = dense.csc.colPtr[j]; p < dense.csc.colPtr[j + 1]; p++) if (dense.csc.rowIdx[p] === i) return dense.csc.values[p];
+    return NaN;
+  };
+  for (let j = 0; j < 10; j++) {
+    for (let p = sk.csc.colPtr[j]; p < sk.csc.colPtr[j + 1]; p++) {
+      assert.ok(Math.abs(sk.csc.values[p] - denseAt(sk.csc.rowIdx[p], j)) < 1e-5, `entry (${sk.csc.rowIdx[p]}, ${j})`);
+    }
+  }
   const other = join(dir.path, "other.jsonl");
   writeFileSync(other, lines.slice(10, 20).join("\n") + "\n");
   const wrong = await run(["select", "--data", other, "--model", TINY_MODEL, "--kernel", a, "--budget", "0.3", "--out", join(dir.path, "never2"), "--store", emptyStore]);

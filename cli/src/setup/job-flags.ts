@@ -32,6 +32,8 @@ export const JOB_OPTIONS: OptionSpec = {
   "batch-tokens": { type: "string" },
   "tile-columns": { type: "string" },
   "tile-rows": { type: "string" },
+  neighbors: { type: "string" },
+  "random-columns": { type: "string" },
   "skip-invalid": { type: "boolean" },
   "field-instruction": { type: "string" },
   "field-input": { type: "string" },
@@ -68,6 +70,9 @@ export const SCORING_HELP = `Scoring:
   --batch-tokens N       padded tokens per model run; bounds memory (default 8192)
   --tile-columns N       example columns per tile (default ${DEFAULT_TILE_SHAPE.columns})
   --tile-rows N          targets per tile (default ${DEFAULT_TILE_SHAPE.rows})
+  --neighbors K          sparse mode: score each target against its K nearest samples only (cosine of
+                         the bundle's encoder embeddings) instead of every sample: n x K pairs, not n^2
+  --random-columns R     sparse mode: plus R random samples per target (seeded by --seed)
   --skip-invalid         skip (and report) invalid records instead of failing
   --field-instruction/--field-input/--field-output/--field-id/--field-source NAME
                          record field names (default instruction, input, output, id, task)`;
@@ -126,6 +131,11 @@ export async function jobSpecFromFlags(values: Values, kind: "select" | "kernel"
   assign(tile, { columns: num("tile-columns"), rows: num("tile-rows") });
   scoring.tile = tile;
   assign(scoring, { maxLength: num("max-length"), skipInvalid: values["skip-invalid"] === true ? true : undefined });
+  if (str("neighbors") !== undefined || str("random-columns") !== undefined) {
+    const cand = { ...((scoring.candidates as object) ?? {}) } as Record<string, unknown>;
+    assign(cand, { neighbors: num("neighbors"), random: num("random-columns"), seed: num("seed") });
+    scoring.candidates = cand;
+  }
   assign(queue, { ackWaitSeconds: num("ack-wait"), maxDeliver: num("max-deliver") });
   if (values["save-kernel"] === true) raw.saveKernel = true;
   raw.selection = selection;

@@ -22,7 +22,8 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
   await assertReplaceable(out, spec.kind === "kernel" ? KERNEL_FILES : [...SELECTION_FILES, "kernel"]);
   for (const s of skipped) process.stderr.write(`skipped ${formatProblem(s)}\n`);
   const corpus = { file: spec.data, samples: [...sets.candidates, ...sets.other], tokens: sets.tokens, skipped };
-  const pairs = spec.selection.kernelType === "se" ? null : spec.selection.stage === "task" ? { examples: sets.v, targets: sets.o } : { examples: sets.v, targets: sets.v };
+  const dense = spec.selection.kernelType === "utility" && !spec.scoring.candidates;
+  const pairs = !dense ? null : spec.selection.stage === "task" ? { examples: sets.v, targets: sets.o } : { examples: sets.v, targets: sets.v };
   process.stderr.write(formatSummary(summarizeCorpus(corpus, inputs.prompts, pairs)) + "\n");
 
   const progress = new KernelProgress(!flags.quiet);

@@ -62,7 +62,7 @@ export type CorpusSummary = {
   xTokens: number[];
   yTokens: number[];
   baselineTokens: number[];
-  /** Percentiles of the example prompt's length over (example, target) pairs, estimated. */
+  /** The percentile points of the three lists above. */
   percentilesOf: number[];
   baselineTruncated: number;
   pairTruncated: number;
@@ -132,7 +132,9 @@ export function formatSummary(s: CorpusSummary): string {
     `tokens x (query): ${p(s.xTokens)}`,
     `tokens y (response): ${p(s.yTokens)}`,
     `baseline prompt tokens: ${p(s.baselineTokens)}`,
-    `max length ${s.maxLength}: ${s.baselineTruncated} baseline prompt(s) and ${s.pairTruncated} of ${s.pairs} pair prompt(s) will be left-truncated`,
+    s.pairs > 0
+      ? `max length ${s.maxLength}: ${s.baselineTruncated} baseline prompt(s) and ${s.pairTruncated} of ${s.pairs} pair prompt(s) will be left-truncated`
+      : `max length ${s.maxLength}: ${s.baselineTruncated} baseline prompt(s) will be left-truncated`,
   ];
   return lines.join("\n");
 }

@@ -27,11 +27,20 @@ export function encodeTileMessage(m: TileMessage): Uint8Array {
   if (w.kind === "baseline") {
     body.targets = bytes(w.targets);
   } else {
-    // Block tiles (every column with the same rows) travel as columns + one row list.
-    const rows = w.columns[0]?.rows ?? new Uint32Array(0);
-    if (!w.columns.every((c) => c.rows === rows || sameValues(c.rows, rows))) throw new Error("only block tiles can be encoded");
     body.columns = bytes(Uint32Array.from(w.columns, (c) => c.example));
-    body.rows = bytes(rows);
+    const first = w.columns[0]?.rows ?? new Uint32Array(0);
+    if (w.columns.every((c) => c.rows === first || sameValues(c.rows, first))) {
+      // A block (dense mode): one row list for every column.
+      body.rows = bytes(first);
+    } else {
+      // Column-compressed (sparse mode): rows of column c at rows[rowPtr[c] .. rowPtr[c + 1]).
+      const rowPtr = new Uint32Array(w.columns.length + 1);
+      w.columns.forEach((c, k) => (rowPtr[k + 1] = rowPtr[k] + c.rows.length));
+      const rows = new Uint32Array(rowPtr[w.columns.length]);
+      w.columns.forEach((c, k) => rows.set(c.rows, rowPtr[k]));
+      body.rowPtr = bytes(rowPtr);
+      body.rows = bytes(rows);
+    }
   }
   return packr.pack(body);
 }
@@ -71,7 +80,13 @@ export function decodeTileMessage(data: Uint8Array): TileMessage {
     const columns = inRange(uint32s(m.columns, "columns"), "column");
     const rows = inRange(uint32s(m.rows, "rows"), "row");
     if (columns.length === 0 || rows.length === 0) throw new ProtocolError("tile message: empty tile");
-    return { ...base, work: { kind: "pairs", samples, columns: Array.from(columns, (example) => ({ example, rows })) } };
+    if (m.rowPtr === undefined) return { ...base, work: { kind: "pairs", samples, columns: Array.from(columns, (example) => ({ example, rows })) } };
+    const rowPtr = uint32s(m.rowPtr, "rowPtr");
+    if (rowPtr.length !== columns.length + 1 || rowPtr[0] !== 0 || rowPtr[columns.length] !== rows.length) {
+      throw new ProtocolError("tile message: rowPtr must hold columns + 1 offsets spanning the rows");
+    }
+    for (let k = 1; k < rowPtr.length; k++) if (rowPtr[k] < rowPtr[k - 1]) throw new ProtocolError("tile message: rowPtr decreases");
+    return { ...base, work: { kind: "pairs", samples, columns: Array.from(columns, (example, k) => ({ example, rows: rows.subarray(rowPtr[k], rowPtr[k + 1]) })) } };
   }
   throw new ProtocolError(`tile message: unknown kind ${describe(m.kind)}`);
 }

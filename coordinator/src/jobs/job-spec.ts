@@ -2,6 +2,7 @@ import { isAbsolute } from "node:path";
 import { DEFAULT_FIELDS, DEFAULT_TEMPLATES, InputError, type FieldMap, type PromptTemplates } from "../../../common/src/mod.js";
 import type { BatchLimits } from "../../../common/src/tiles/types.js";
 import { DEFAULT_TILE_SHAPE, type TileShape } from "../plan/plan-tiles.js";
+import type { CandidateSettings } from "../plan/candidates.js";
 
 export type Stage = "instruction" | "task" | "continual";
 
@@ -14,6 +15,8 @@ export type ScoringSettings = {
   batch: BatchLimits;
   tile: TileShape;
   skipInvalid: boolean;
+  /** Sparse mode: score each target against its candidates only (null: dense, every pair). */
+  candidates: CandidateSettings | null;
 };
 
 export type SelectionSpec = {
@@ -137,7 +140,16 @@ export function parseJobSpec(value: unknown, source: string): JobSpec {
       rows: num(tile, "rows", "scoring.tile.rows", DEFAULT_TILE_SHAPE.rows, 1, 1 << 20, true),
     },
     skipInvalid: sc.skipInvalid === true,
+    candidates: null,
   };
+  if (sc.candidates !== undefined && sc.candidates !== null) {
+    const cand = obj(sc.candidates, "scoring.candidates");
+    scoring.candidates = {
+      neighbors: num(cand, "neighbors", "scoring.candidates.neighbors", 32, 1, 100_000, true),
+      random: num(cand, "random", "scoring.candidates.random", 0, 0, 100_000, true),
+      seed: num(cand, "seed", "scoring.candidates.seed", 0, 0, 2 ** 32 - 1, true),
+    };
+  }
   const q = obj(root.queue, "queue");
   const spec: JobSpec = {
     kind: choice(root, "kind", "kind", ["select", "kernel"] as const, "select"),

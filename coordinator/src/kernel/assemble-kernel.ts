@@ -1,6 +1,6 @@
 import type { CscKernel } from "../../../common/src/selection/types.js";
 import type { TileOutput } from "../../../common/src/tiles/types.js";
-import type { TileSpec } from "../plan/tile-spec.js";
+import { columnRows, type TileSpec } from "../plan/tile-spec.js";
 
 export type AssembledKernel = { csc: CscKernel; baseline: Float32Array; truncated: { baseline: number; pairs: number } };
 
@@ -32,7 +32,7 @@ export async function assembleKernel(
       tile.targets.forEach((g, k) => (baseline[axes.rowOf.get(g)!] = out.distances[k]));
       baselineTruncated += out.truncated;
     } else {
-      for (const c of tile.columns) counts[axes.colOf.get(c)! + 1] += tile.rows.length;
+      tile.columns.forEach((c, k) => (counts[axes.colOf.get(c)! + 1] += columnRows(tile, k).length));
     }
   }
   const missing = baseline.findIndex((v) => Number.isNaN(v));
@@ -49,9 +49,9 @@ export async function assembleKernel(
     const out = await read(tile);
     pairTruncated += out.truncated;
     let k = 0;
-    for (const c of tile.columns) {
-      const col = axes.colOf.get(c)!;
-      for (const g of tile.rows) {
+    for (let t = 0; t < tile.columns.length; t++) {
+      const col = axes.colOf.get(tile.columns[t])!;
+      for (const g of columnRows(tile, t)) {
         const row = axes.rowOf.get(g)!;
         rowIdx[fill[col]] = row;
         values[fill[col]++] = baseline[row] - out.distances[k++];

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { ConfigError } from "../../../common/src/mod.js";
 import type { TileSpec } from "./tile-spec.js";
+import { invertCandidates } from "./candidates.js";
 
 export type TileShape = {
   /** Example columns per pair tile: each column's prefix cache is computed once per tile. */
@@ -36,16 +37,8 @@ export type DenseKernelRequest = {
  */
 export function planDenseKernel(request: DenseKernelRequest): TileSpec[] {
   const shape = request.shape ?? DEFAULT_TILE_SHAPE;
-  if (!(shape.columns >= 1 && shape.rows >= 1 && Number.isInteger(shape.columns) && Number.isInteger(shape.rows))) {
-    throw new ConfigError(`tile shape must be positive integers, got ${shape.columns} columns x ${shape.rows} rows`);
-  }
-  const key = (kind: string, columns: Uint32Array, rows: Uint32Array) => {
-    const h = createHash("sha256").update(`delift-tile/1\n${request.settingsKey}\n${kind}\n`);
-    h.update(new Uint8Array(new Uint32Array([columns.length, rows.length]).buffer));
-    for (const c of columns) h.update(request.sampleKeys.subarray(c * 16, c * 16 + 16));
-    for (const r of rows) h.update(request.sampleKeys.subarray(r * 16, r * 16 + 16));
-    return h.digest("hex");
-  };
+  checkShape(shape);
+  const key = tileKey(request.settingsKey, request.sampleKeys);
   const tiles: TileSpec[] = [];
   const half = request.maxTileTokens !== undefined ? request.maxTileTokens / 2 : Infinity;
   const tokens = request.sampleTokenCounts;
@@ -55,6 +48,78 @@ export function planDenseKernel(request: DenseKernelRequest): TileSpec[] {
     for (const rows of rowBlocks) tiles.push({ kind: "pairs", id: key("pairs", columns, rows), columns, rows });
   }
   return tiles;
+}
+
+export type SparseKernelRequest = DenseKernelRequest & {
+  /** Each target's candidate examples (global indices, sorted), aligned with `targets`. */
+  candidates: Uint32Array[];
+};
+
+/**
+ * Sparse mode (DESIGN.md §2): each target is scored only against its candidates. Baseline tiles
+ * as in dense mode; pair tiles are runs of consecutive example columns, each with the targets that
+ * have it as a candidate, cut at shape.columns x shape.rows pairs (and the token budget).
+ */
+export function planSparseKernel(request: SparseKernelRequest): TileSpec[] {
+  const shape = request.shape ?? DEFAULT_TILE_SHAPE;
+  checkShape(shape);
+  if (request.candidates.length !== request.targets.length) throw new ConfigError("one candidate list per target is needed");
+  const key = tileKey(request.settingsKey, request.sampleKeys);
+  const tokens = request.sampleTokenCounts;
+  const maxTokens = request.maxTileTokens ?? Infinity;
+  const tiles: TileSpec[] = [];
+  for (const rows of blocks(request.targets, shape.rows, tokens, maxTokens / 2)) tiles.push({ kind: "baseline", id: key("baseline", new Uint32Array(0), rows), targets: rows });
+
+  const { ptr, rows } = invertCandidates(request.targets, request.candidates, request.sampleKeys.length / 16);
+  const budget = shape.columns * shape.rows;
+  let columns: number[] = [];
+  let parts: Uint32Array[] = [];
+  let pairs = 0;
+  let tileTokens = 0;
+  const flush = () => {
+    if (columns.length === 0) return;
+    const rowPtr = new Uint32Array(columns.length + 1);
+    parts.forEach((p, k) => (rowPtr[k + 1] = rowPtr[k] + p.length));
+    const all = new Uint32Array(pairs);
+    parts.forEach((p, k) => all.set(p, rowPtr[k]));
+    const cols = Uint32Array.from(columns);
+    tiles.push({ kind: "pairs", id: key("pairs-sparse", cols, all, rowPtr), columns: cols, rows: all, rowPtr });
+    columns = [];
+    parts = [];
+    pairs = 0;
+    tileTokens = 0;
+  };
+  for (const j of request.examples) {
+    const r = rows.subarray(ptr[j], ptr[j + 1]);
+    if (r.length === 0) continue;
+    let t = tokens ? tokens[j] : 0;
+    if (tokens) for (const i of r) t += tokens[i];
+    if (columns.length > 0 && (pairs + r.length > budget || tileTokens + t > maxTokens)) flush();
+    columns.push(j);
+    parts.push(r);
+    pairs += r.length;
+    tileTokens += t;
+  }
+  flush();
+  return tiles;
+}
+
+function checkShape(shape: TileShape): void {
+  if (!(shape.columns >= 1 && shape.rows >= 1 && Number.isInteger(shape.columns) && Number.isInteger(shape.rows))) {
+    throw new ConfigError(`tile shape must be positive integers, got ${shape.columns} columns x ${shape.rows} rows`);
+  }
+}
+
+/** Content key of a tile: settings, kind, and the sample keys of its columns and rows (and layout). */
+function tileKey(settingsKey: string, sampleKeys: Uint8Array) {
+  return (kind: string, columns: Uint32Array, rows: Uint32Array, rowPtr?: Uint32Array): string => {
+    const h = createHash("sha256").update(`delift-tile/1\n${settingsKey}\n${kind}\n`);
+    h.update(new Uint8Array(new Uint32Array([columns.length, rows.length]).buffer));
+    for (const c of columns) h.update(sampleKeys.subarray(c * 16, c * 16 + 16));
+    if (rowPtr) h.update(new Uint8Array(rowPtr.buffer, rowPtr.byteOffset, rowPtr.byteLength));
+    for (const r of rows) h.update(sampleKeys.subarray(r * 16, r * 16 + 16));
+    return h.digest("hex");
+  };
 }
 
 /** Consecutive blocks of at most `size` samples and (when counts are given) `maxTokens` tokens. */

@@ -1,6 +1,6 @@
 import { selectSamples, type TokenizedCorpus } from "../../../common/src/mod.js";
 import type { TileWork } from "../../../common/src/tiles/types.js";
-import type { TileSpec } from "./tile-spec.js";
+import { columnRows, type TileSpec } from "./tile-spec.js";
 
 /** Builds the self-contained work of a tile: its own token table and local sample positions. */
 export function tileWork(tile: TileSpec, corpus: TokenizedCorpus): TileWork {
@@ -19,7 +19,11 @@ export function tileWork(tile: TileSpec, corpus: TokenizedCorpus): TileWork {
     const targets = Uint32Array.from(tile.targets, slot);
     return { kind: "baseline", samples: selectSamples(corpus, order), targets };
   }
-  const rows = Uint32Array.from(tile.rows, slot);
-  const columns = Array.from(tile.columns, (c) => ({ example: slot(c), rows }));
+  if (!tile.rowPtr) {
+    const rows = Uint32Array.from(tile.rows, slot);
+    const columns = Array.from(tile.columns, (c) => ({ example: slot(c), rows }));
+    return { kind: "pairs", samples: selectSamples(corpus, order), columns };
+  }
+  const columns = Array.from(tile.columns, (c, k) => ({ example: slot(c), rows: Uint32Array.from(columnRows(tile, k), slot) }));
   return { kind: "pairs", samples: selectSamples(corpus, order), columns };
 }

@@ -1,7 +1,6 @@
 import { join } from "node:path";
-import { ModelError, sampleTokens } from "../../../common/src/mod.js";
 import { KERNEL_FORMAT, writeKernel, type UtilityKernel } from "../../../common/src/kernel/kernel-files.js";
-import { loadOnnxEncoder } from "../../../common/src/onnx/onnx-encoder.js";
+import { embedSamples } from "./embeddings.js";
 import { parseBudget, type CscKernel } from "../../../common/src/selection/mod.js";
 import type { TileOutput } from "../../../common/src/tiles/types.js";
 import type { JobSpec } from "../jobs/job-spec.js";
@@ -52,30 +51,13 @@ export async function assembleJobKernels(planned: PlannedJob, read: (tile: TileS
 
 /** DELIFT (SE): kernels from the bundle's sentence encoder instead of in-context utility. */
 export async function seKernels(spec: JobSpec, planned: PlannedJob): Promise<{ main: CscKernel; second: CscKernel | null }> {
-  const { inputs, sets } = planned;
-  if (!inputs.bundle.encoderPath) {
-    throw new ModelError(`model bundle ${inputs.bundle.dir} has no encoder (manifest files.encoder): the SE kernel needs one`);
-  }
-  const encoder = await loadOnnxEncoder(inputs.bundle.encoderPath, { padId: inputs.bundle.manifest.padId ?? inputs.bundle.manifest.eosId });
-  try {
-    const newline = inputs.tokenizer.encode("\n");
-    const sequences = Array.from({ length: sets.tokens.count }, (_, g) => {
-      const t = sampleTokens(sets.tokens, g);
-      const ids = new Int32Array(t.x.length + newline.length + t.y.length);
-      ids.set(t.x, 0);
-      ids.set(newline, t.x.length);
-      ids.set(t.y, t.x.length + newline.length);
-      return ids.subarray(0, inputs.prompts.maxLength);
-    });
-    const e = await encoder.embed(sequences);
-    const stage = spec.selection.stage;
-    return {
-      main: cosineKernel(e, encoder.dim, sets.v, sets.v),
-      second: stage === "task" ? cosineKernel(e, encoder.dim, sets.o, sets.v) : stage === "continual" ? cosineKernel(e, encoder.dim, sets.v, sets.o) : null,
-    };
-  } finally {
-    await encoder.dispose();
-  }
+  const { sets } = planned;
+  const { embeddings: e, dim } = await embedSamples(planned.inputs, sets, "the SE kernel");
+  const stage = spec.selection.stage;
+  return {
+    main: cosineKernel(e, dim, sets.v, sets.v),
+    second: stage === "task" ? cosineKernel(e, dim, sets.o, sets.v) : stage === "continual" ? cosineKernel(e, dim, sets.v, sets.o) : null,
+  };
 }
 
 /**

@@ -7,7 +7,10 @@ import { parseBudget } from "../../../common/src/selection/mod.js";
 import { loadJobSets, loadModelInputs, type ModelInputs } from "../inputs/load-inputs.js";
 import type { SampleSets } from "../inputs/sample-sets.js";
 import type { JobSpec } from "../jobs/job-spec.js";
-import { planDenseKernel } from "../plan/plan-tiles.js";
+import { planDenseKernel, planSparseKernel } from "../plan/plan-tiles.js";
+import { withRandomColumns } from "../plan/candidates.js";
+import { nearestNeighbours } from "../../../common/src/onnx/knn.js";
+import { embedSamples } from "./embeddings.js";
 import { sampleKeys } from "../plan/sample-keys.js";
 import { settingsKey } from "../plan/settings-key.js";
 import type { TileSpec } from "../plan/tile-spec.js";
@@ -54,9 +57,19 @@ export async function planJob(spec: JobSpec, maxTileTokens = DEFAULT_MAX_TILE_TO
     const l = sampleLengths(sets.tokens, i);
     return l.x + l.y;
   });
-  const plans = requests.map((r) =>
-    planDenseKernel({ settingsKey: settings, sampleKeys: keys, ...r, shape: spec.scoring.tile, sampleTokenCounts: counts, maxTileTokens }),
-  );
+  const common = { settingsKey: settings, sampleKeys: keys, shape: spec.scoring.tile, sampleTokenCounts: counts, maxTileTokens };
+  const sparse = spec.scoring.candidates;
+  let plans: TileSpec[][];
+  if (sparse && requests.length > 0) {
+    const { embeddings, dim } = await embedSamples(inputs, sets, "sparse mode (candidates by nearest neighbours)");
+    plans = [];
+    for (const r of requests) {
+      const neighbours = await nearestNeighbours(embeddings, dim, r.targets, r.examples, sparse.neighbors);
+      plans.push(planSparseKernel({ ...common, ...r, candidates: withRandomColumns(neighbours, r.examples, sparse) }));
+    }
+  } else {
+    plans = requests.map((r) => planDenseKernel({ ...common, ...r }));
+  }
   const tiles = new Map<string, TileSpec>();
   for (const plan of plans) for (const t of plan) tiles.set(t.id, t);
   return { reusedKernel, inputs, sets, skipped, requests, plans, tiles, settingsKey: settings };

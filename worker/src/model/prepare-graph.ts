@@ -8,7 +8,7 @@ import {
   lenField,
   scanFields,
   type WireField,
-} from "./protobuf-wire.js";
+} from "../../../common/src/onnx/protobuf-wire.js";
 import {
   Attribute,
   AttributeType,
@@ -23,7 +23,7 @@ import {
   TensorTypeProto,
   TypeProto,
   ValueInfo,
-} from "./onnx-fields.js";
+} from "../../../common/src/onnx/onnx-fields.js";
 
 export const TARGET_IDS_INPUT = "target_ids";
 export const TARGET_LOGPROBS_OUTPUT = "target_logprobs";
