@@ -3,6 +3,8 @@ import * as assert from "uvu/assert";
 import * as ort from "onnxruntime-node";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { ModelError } from "../../common/src/mod.js";
+import { sessionOptionsFor } from "../../common/src/onnx/session-options.js";
 import { inspectModel, prepareModelGraph } from "../../worker/src/mod.js";
 import { TINY_MODEL } from "../helpers/paths.js";
 
@@ -65,6 +67,20 @@ test("prepare swaps logits for target log-probabilities; the values are log_soft
 
 test("bytes that are not an ONNX model are refused with a clear error", () => {
   assert.throws(() => prepareModelGraph(new TextEncoder().encode("this is not a protobuf")), /protobuf|ONNX|graph|wire/i);
+});
+
+test("--device cuda: used when onnxruntime has the CUDA provider, otherwise a clear error", async () => {
+  const hasCuda = ort.listSupportedBackends().some((b) => b.name === "cuda");
+  if (hasCuda) {
+    const options = await sessionOptionsFor("cuda");
+    assert.equal(options.executionProviders, ["cuda", "cpu"]);
+  } else {
+    const err = await sessionOptionsFor("cuda").catch((e) => e);
+    assert.instance(err, ModelError);
+    assert.match(err.message, /no CUDA execution provider/);
+    assert.match(err.message, /--device cpu/);
+  }
+  assert.equal((await sessionOptionsFor("cpu")).executionProviders, ["cpu"]);
 });
 
 test.run();
