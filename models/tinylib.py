@@ -105,8 +105,10 @@ class TinyLlamaCore(nn.Module):
         q_idx = torch.arange(s, dtype=torch.int64) + past_len
         k_idx = torch.arange(kv_len, dtype=torch.int64)
         causal = k_idx.unsqueeze(0) <= q_idx.unsqueeze(1)  # [s, kv]
-        allowed = causal.unsqueeze(0).unsqueeze(0) & (attention_mask != 0).unsqueeze(1).unsqueeze(1)  # [b,1,s,kv]
-        allowed = allowed.unsqueeze(1)  # [b,1,1,s,kv] broadcast over (kv heads, group)
+        allowed = causal.unsqueeze(0) & (attention_mask != 0).unsqueeze(1)  # [b, s, kv]
+        # An additive bias built once per call and added to the scores of every layer: in onnxruntime a
+        # broadcast Add is far cheaper than a Where over [b, heads, s, kv] in each layer.
+        bias = ((1.0 - allowed.to(torch.float32)) * -1e9).unsqueeze(1).unsqueeze(1)  # [b,1,1,s,kv]
         n_rep = self.num_heads // self.num_kv
         scale = self.head_dim ** -0.5
         presents = []
@@ -123,8 +125,7 @@ class TinyLlamaCore(nn.Module):
             presents.append((k, v))
             # grouped-query attention without materialising repeated K/V: head hh uses kv head hh // n_rep
             qg = q.reshape(b, self.num_kv, n_rep, s, self.head_dim)
-            scores = torch.matmul(qg, k.unsqueeze(2).transpose(-1, -2)) * scale  # [b, kv, rep, s, kvlen]
-            scores = torch.where(allowed, scores, torch.full_like(scores, -1e9))
+            scores = torch.matmul(qg * scale, k.unsqueeze(2).transpose(-1, -2)) + bias  # [b, kv, rep, s, kvlen]
             probs = torch.softmax(scores, dim=-1)
             o = torch.matmul(probs, v.unsqueeze(2))  # [b, kv, rep, s, d]
             o = o.reshape(b, self.num_heads, s, self.head_dim).transpose(1, 2).reshape(b, s, self.num_heads * self.head_dim)

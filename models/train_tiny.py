@@ -355,6 +355,8 @@ def main() -> None:
     ap.add_argument("--random-vocab", type=int, default=0, help="untrained bundle with this vocab size")
     ap.add_argument("--tokenizer", default="models/tiny/tokenizer.json", help="tokenizer for --random-vocab")
     ap.add_argument("--readme-only", action="store_true", help="rewrite DIR/README.md from DIR/manifest.json")
+    ap.add_argument("--export-only", action="store_true",
+                    help="export DIR/checkpoint to ONNX again (after an export change), check it, update the manifest")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     random.seed(args.seed)
@@ -363,6 +365,22 @@ def main() -> None:
     out = Path(args.out)
     if args.readme_only:
         write_readme(out, json.loads((out / "manifest.json").read_text()))
+        return
+    if args.export_only:
+        from check_export import run_checks
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained(str(out / "checkpoint")).eval()
+        export_onnx(model, out)
+        check = run_checks(out)
+        log("export check", json.dumps(check))
+        if not check["ok"]:
+            raise SystemExit("export check failed")
+        man = json.loads((out / "manifest.json").read_text())
+        man["sha256"] = {f: sha256_file(out / f) for f in ("model.onnx", "tokenizer.json", "encoder.onnx")}
+        man["exportCheck"] = check
+        (out / "manifest.json").write_text(json.dumps(man, indent=2) + "\n")
+        write_readme(out, man)
+        log("re-exported", out)
         return
     out.mkdir(parents=True, exist_ok=True)
 
