@@ -54,6 +54,7 @@ test("a minimal spec gets every default", () => {
       batch: { ...DEFAULT_BATCH, runCostTokens: 64 },
       tile: DEFAULT_TILE_SHAPE,
       skipInvalid: false,
+      candidates: null,
     },
     queue: DEFAULT_QUEUE,
     saveKernel: false,
