@@ -1,40 +1,77 @@
-export {
-  AbortedError,
-  ConfigError,
-  InputError,
-  ModelError,
-  ProtocolError,
-  formatLocation,
-  isAbortedError,
-  isConfigError,
-  isInputError,
-} from "./errors.js";
+/** The common package's public entry: everything coordinator, worker and CLI share. */
+
+// errors
+export { AbortedError, ConfigError, InputError, ModelError, ProtocolError, formatLocation, isAbortedError, isConfigError, isInputError } from "./errors.js";
 export type { ErrorOptions, InputLocation } from "./errors.js";
 
+// data sets
 export { DEFAULT_FIELDS } from "./data/types.js";
 export type { Dataset, FieldMap, LoadOptions, Sample, SkippedRecord } from "./data/types.js";
-export { loadDataset, formatProblem } from "./data/load-dataset.js";
+export { formatProblem, invalidRecordsError, loadDataset } from "./data/load-dataset.js";
 export { detectFormat } from "./data/read-records.js";
+export type { DataFormat, RawRecord } from "./data/read-records.js";
 export { packPieces, sampleLengths, sampleTokens, selectSamples, tokenizeTexts } from "./data/tokenized-corpus.js";
 export type { TokenizedCorpus } from "./data/tokenized-corpus.js";
 export { formatSummary, prepareCorpus, summarizeCorpus } from "./data/prepare-corpus.js";
 export type { CorpusSummary, PreparedCorpus } from "./data/prepare-corpus.js";
 
+// prompts and tokenizer
 export { DEFAULT_TEMPLATES, parseTemplate, validateTemplate } from "./prompt/template.js";
 export type { PromptField, PromptTemplates, TemplateSegment } from "./prompt/template.js";
 export { tokenizePrompts } from "./prompt/tokenized-prompt.js";
 export type { PromptPiece, SampleField, TokenizedPrompts, TokenizedTemplate } from "./prompt/tokenized-prompt.js";
 export { composeExamplePart, composeTargetPart } from "./prompt/compose.js";
 export type { SampleTokens, TargetPart } from "./prompt/compose.js";
-export { prefixLength, responseLength, targetLength } from "./prompt/lengths.js";
-
+export { fixedLength, prefixLength, responseLength, targetLength } from "./prompt/lengths.js";
+export type { FieldLengths } from "./prompt/lengths.js";
 export { loadTokenizer, tokenizerFromJson } from "./tokenizer/text-tokenizer.js";
 export type { TextTokenizer } from "./tokenizer/text-tokenizer.js";
 
+// model bundles and onnxruntime
 export { BUNDLE_FORMAT, readManifest, validateManifest } from "./bundle/manifest.js";
 export type { BundleManifest } from "./bundle/manifest.js";
 export { openBundle } from "./bundle/open-bundle.js";
 export type { ModelBundle } from "./bundle/open-bundle.js";
+export { sessionOptionsFor } from "./onnx/session-options.js";
+export type { Device } from "./onnx/session-options.js";
+export { loadOnnxEncoder } from "./onnx/onnx-encoder.js";
+export type { SentenceEncoder } from "./onnx/onnx-encoder.js";
+export { nearestNeighbours } from "./onnx/knn.js";
+export type { KnnOptions } from "./onnx/knn.js";
 
+// tiles
+export { tileValueCount } from "./tiles/types.js";
+export type { BaselineTileWork, BatchLimits, PairTileWork, TileOutput, TileWork } from "./tiles/types.js";
+export { planBatches } from "./tiles/batching.js";
+export { decodeTileMessage, encodeTileMessage } from "./tiles/codec.js";
+export type { TileMessage } from "./tiles/codec.js";
+
+// kernels
+export { KERNEL_FILES, KERNEL_FORMAT, readKernel, writeKernel } from "./kernel/kernel-files.js";
+export type { KernelMetadata, UtilityKernel } from "./kernel/kernel-files.js";
+
+// the bus: interfaces, in-memory and NATS implementations
+export type { BlobStore, KeyValueBucket, QueueSettings, TileDelivery, TileQueue, TileSource } from "./bus/types.js";
+export { LocalBlobStore, MemoryKeyValue, MemoryTileQueue } from "./bus/memory-bus.js";
+export { NatsBlobStore, NatsKeyValue, NatsTileQueue, NatsTileSource, tileStreamName } from "./bus/nats-bus.js";
+export { NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, natsConnectionOptions } from "./bus/nats-options.js";
+export type { NatsAccess } from "./bus/nats-options.js";
+export { ACTIVE_JOBS_KEY, CLUSTER_BUCKET, COORDINATOR_KEY, HEARTBEAT_MS, JOBS_BUCKET, MODELS_BUCKET, WORKERS_BUCKET, WORKER_TTL_MS, modelBlobName, statusKey, workKey } from "./cluster/names.js";
+export { decodeWorkSpec, encodeWorkSpec } from "./cluster/work-spec.js";
+export type { WorkSpec } from "./cluster/work-spec.js";
+
+// gRPC
+export type { JobStatusMessage, ResultFileChunk, TileFailure, TileResultChunk, TileStarted, UploadAck, WorkerInfo, WorkerRate } from "./rpc/types.js";
+export { connectCoordinator, isGrpcStatus } from "./rpc/client.js";
+export type { CoordinatorClient, CoordinatorEndpoint } from "./rpc/client.js";
+export { bearerMetadata, channelCredentials, serverCredentials } from "./rpc/credentials.js";
+export type { GrpcTlsFiles } from "./rpc/credentials.js";
+export { loadServices } from "./rpc/load-proto.js";
+
+// utilities
 export { sha256File, sha256Hex } from "./util/hash.js";
 export { percentiles } from "./util/percentiles.js";
+export { assertReplaceable, writeOutputDir } from "./util/output-dir.js";
+
+// selection (its own public entry)
+export * from "./selection/mod.js";

@@ -1,16 +1,25 @@
+/** The worker package's public entry. */
+
+// model
 export type { CausalLm, ContinuationBatch, KvCache, ModelLayout } from "./model/causal-lm.js";
 export { loadOnnxCausalLm } from "./model/onnx-causal-lm.js";
 export type { Device, OnnxModelOptions } from "./model/onnx-causal-lm.js";
-export {
-  inspectModel,
-  prepareModelGraph,
-  PREPARED_METADATA_KEY,
-  TARGET_IDS_INPUT,
-  TARGET_LOGPROBS_OUTPUT,
-} from "./model/prepare-graph.js";
+export { PREPARED_METADATA_KEY, TARGET_IDS_INPUT, TARGET_LOGPROBS_OUTPUT, inspectModel, prepareModelGraph } from "./model/prepare-graph.js";
 export type { GraphFacts } from "./model/prepare-graph.js";
+
+// tile engine
 export { TileEngine } from "./engine/tile-engine.js";
 export type { TileHooks } from "./engine/tile-engine.js";
-export { planBatches } from "../../common/src/tiles/batching.js";
-export type { BatchLimits } from "../../common/src/tiles/types.js";
 export { responseDistance } from "./engine/distance.js";
+
+// runtime
+export { WorkerLoop } from "./runtime/worker-loop.js";
+export type { WorkerOptions } from "./runtime/worker-loop.js";
+export { ModelCache, defaultModelCacheDir } from "./runtime/model-cache.js";
+export { JobGoneError, ResultRejectedError } from "./runtime/result-sender.js";
+export type { ResultSender } from "./runtime/result-sender.js";
+export { GrpcResultSender } from "./rpc/grpc-result-sender.js";
+
+// shared with the coordinator, re-exported for callers of the engine
+export { planBatches } from "../../common/src/mod.js";
+export type { BatchLimits } from "../../common/src/mod.js";

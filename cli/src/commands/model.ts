@@ -1,7 +1,7 @@
 import { copyFile, readFile, stat, writeFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { BUNDLE_FORMAT, ConfigError, ModelError, readManifest, sha256File, type BundleManifest } from "../../../common/src/mod.js";
-import { writeOutputDir } from "../../../common/src/util/output-dir.js";
+import { writeOutputDir } from "../../../common/src/mod.js";
 import { inspectModel, prepareModelGraph } from "../../../worker/src/mod.js";
 import { intOption, parseCommand, requireString } from "../args.js";
 

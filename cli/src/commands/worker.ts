@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { connect } from "@nats-io/transport-node";
-import { NatsBlobStore, NatsKeyValue, NatsTileSource } from "../../../common/src/bus/nats-bus.js";
-import { NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, natsConnectionOptions } from "../../../common/src/bus/nats-options.js";
-import { CLUSTER_BUCKET, JOBS_BUCKET, MODELS_BUCKET, WORKERS_BUCKET, WORKER_TTL_MS } from "../../../common/src/cluster/names.js";
-import { GrpcResultSender } from "../../../worker/src/rpc/grpc-result-sender.js";
-import { defaultModelCacheDir, ModelCache } from "../../../worker/src/runtime/model-cache.js";
-import { WorkerLoop } from "../../../worker/src/runtime/worker-loop.js";
+import { NatsBlobStore, NatsKeyValue, NatsTileSource } from "../../../common/src/mod.js";
+import { NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, natsConnectionOptions } from "../../../common/src/mod.js";
+import { CLUSTER_BUCKET, JOBS_BUCKET, MODELS_BUCKET, WORKERS_BUCKET, WORKER_TTL_MS } from "../../../common/src/mod.js";
+import { GrpcResultSender } from "../../../worker/src/mod.js";
+import { defaultModelCacheDir, ModelCache } from "../../../worker/src/mod.js";
+import { WorkerLoop } from "../../../worker/src/mod.js";
 import { choiceOption, intOption, parseCommand } from "../args.js";
 
 export const WORKER_HELP = `delift worker --nats URL [options]

@@ -1,8 +1,8 @@
 import { ProtocolError } from "../../../common/src/mod.js";
-import type { TileOutput } from "../../../common/src/tiles/types.js";
-import type { Coordinator } from "../../../coordinator/src/runtime/coordinator.js";
-import { UnknownJobError } from "../../../coordinator/src/runtime/errors.js";
-import { JobGoneError, ResultRejectedError, type ResultSender } from "../../../worker/src/runtime/result-sender.js";
+import type { TileOutput } from "../../../common/src/mod.js";
+import type { Coordinator } from "../../../coordinator/src/mod.js";
+import { UnknownJobError } from "../../../coordinator/src/mod.js";
+import { JobGoneError, ResultRejectedError, type ResultSender } from "../../../worker/src/mod.js";
 
 /** The embedded default's result path: the worker calls the coordinator in the same process. */
 export class DirectResultSender implements ResultSender {

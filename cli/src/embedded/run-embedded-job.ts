@@ -1,15 +1,15 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LocalBlobStore, MemoryKeyValue, MemoryTileQueue } from "../../../common/src/bus/memory-bus.js";
-import type { Device } from "../../../common/src/onnx/session-options.js";
-import type { JobStatusMessage } from "../../../common/src/rpc/types.js";
-import type { JobSpec } from "../../../coordinator/src/jobs/job-spec.js";
-import { TERMINAL_JOB_STATES, type JobState } from "../../../coordinator/src/jobs/job-state.js";
-import { Coordinator } from "../../../coordinator/src/runtime/coordinator.js";
-import { TileStore } from "../../../coordinator/src/store/tile-store.js";
-import { ModelCache } from "../../../worker/src/runtime/model-cache.js";
-import { WorkerLoop } from "../../../worker/src/runtime/worker-loop.js";
+import { LocalBlobStore, MemoryKeyValue, MemoryTileQueue } from "../../../common/src/mod.js";
+import type { Device } from "../../../common/src/mod.js";
+import type { JobStatusMessage } from "../../../common/src/mod.js";
+import type { JobSpec } from "../../../coordinator/src/mod.js";
+import { TERMINAL_JOB_STATES, type JobState } from "../../../coordinator/src/mod.js";
+import { Coordinator } from "../../../coordinator/src/mod.js";
+import { TileStore } from "../../../coordinator/src/mod.js";
+import { ModelCache } from "../../../worker/src/mod.js";
+import { WorkerLoop } from "../../../worker/src/mod.js";
 import { DirectResultSender } from "./direct-sender.js";
 
 export type EmbeddedOptions = {

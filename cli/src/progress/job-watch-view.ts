@@ -1,5 +1,5 @@
 import cliProgress from "cli-progress";
-import type { JobStatusMessage } from "../../../common/src/rpc/types.js";
+import type { JobStatusMessage } from "../../../common/src/mod.js";
 import { formatDuration } from "./rate-meter.js";
 
 /** What `delift watch` shows: a bar for the job, one per worker; or plain lines when not a TTY. */

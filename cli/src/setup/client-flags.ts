@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { ConfigError } from "../../../common/src/mod.js";
-import { connectCoordinator, type CoordinatorClient } from "../../../common/src/rpc/client.js";
+import { connectCoordinator, type CoordinatorClient } from "../../../common/src/mod.js";
 import type { OptionSpec } from "../args.js";
 
 export const CLIENT_OPTIONS: OptionSpec = {

@@ -1,4 +1,4 @@
-import type { Device } from "../../../common/src/onnx/session-options.js";
+import type { Device } from "../../../common/src/mod.js";
 import { choiceOption, intOption, type OptionSpec } from "../args.js";
 import { defaultStoreDir } from "./default-store.js";
 

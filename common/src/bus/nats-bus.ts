@@ -166,9 +166,10 @@ export class NatsKeyValue implements KeyValueBucket {
   }
 
   async keys(prefix = ""): Promise<string[]> {
-    const out: string[] = [];
-    for await (const k of await this.kv.keys(prefix ? `${prefix}>` : ">")) out.push(k);
-    return out;
+    // A key written while the listing runs can come twice (the listing reads the stream).
+    const out = new Set<string>();
+    for await (const k of await this.kv.keys(prefix ? `${prefix}>` : ">")) out.add(k);
+    return [...out];
   }
 }
 

@@ -1,5 +1,5 @@
-import type { CscKernel } from "../../../common/src/selection/types.js";
-import type { TileOutput } from "../../../common/src/tiles/types.js";
+import type { CscKernel } from "../../../common/src/mod.js";
+import type { TileOutput } from "../../../common/src/mod.js";
 import { columnRows, type TileSpec } from "../plan/tile-spec.js";
 
 export type AssembledKernel = { csc: CscKernel; baseline: Float32Array; truncated: { baseline: number; pairs: number } };

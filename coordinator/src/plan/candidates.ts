@@ -1,4 +1,4 @@
-import { Xoshiro128 } from "../../../common/src/selection/mod.js";
+import { Xoshiro128 } from "../../../common/src/mod.js";
 
 /** Sparse mode (DESIGN.md §2): which examples each target is scored with. */
 export type CandidateSettings = {

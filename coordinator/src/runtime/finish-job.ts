@@ -1,8 +1,8 @@
 import { join } from "node:path";
-import { KERNEL_FORMAT, writeKernel, type UtilityKernel } from "../../../common/src/kernel/kernel-files.js";
+import { KERNEL_FORMAT, writeKernel, type UtilityKernel } from "../../../common/src/mod.js";
 import { embedSamples } from "./embeddings.js";
-import { parseBudget, type CscKernel } from "../../../common/src/selection/mod.js";
-import type { TileOutput } from "../../../common/src/tiles/types.js";
+import { parseBudget, type CscKernel } from "../../../common/src/mod.js";
+import type { TileOutput } from "../../../common/src/mod.js";
 import type { JobSpec } from "../jobs/job-spec.js";
 import { assembleKernel } from "../kernel/assemble-kernel.js";
 import { buildReport } from "../select/build-report.js";

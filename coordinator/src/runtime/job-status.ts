@@ -1,4 +1,4 @@
-import type { JobStatusMessage } from "../../../common/src/rpc/types.js";
+import type { JobStatusMessage } from "../../../common/src/mod.js";
 import { jobRate, type JobRecord } from "../jobs/job-state.js";
 
 /** The status a watcher sees (gRPC JobStatus, KV <job>.status). */

@@ -1,4 +1,4 @@
-import type { CscKernel } from "../../../common/src/selection/mod.js";
+import type { CscKernel } from "../../../common/src/mod.js";
 import type { KernelSection, SelectionReport } from "../report/types.js";
 import { valueHistogram, type SelectionOutcome, type SelectionSettings } from "./run-selection.js";
 

@@ -1,4 +1,4 @@
-import type { CscKernel } from "../../../common/src/selection/mod.js";
+import type { CscKernel } from "../../../common/src/mod.js";
 
 /**
  * DELIFT (SE): s[r][c] = (cos(e_r, e_c) + 1) / 2 for every row sample r and column sample c,

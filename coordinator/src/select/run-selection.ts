@@ -9,7 +9,7 @@ import {
   type Objective,
   type ScalingReport,
   type SelectionResult,
-} from "../../../common/src/selection/mod.js";
+} from "../../../common/src/mod.js";
 
 import type { Stage } from "../jobs/job-spec.js";
 

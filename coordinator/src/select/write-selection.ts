@@ -2,7 +2,7 @@ import { createWriteStream } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { finished } from "node:stream/promises";
-import { writeOutputDir } from "../../../common/src/util/output-dir.js";
+import { writeOutputDir } from "../../../common/src/mod.js";
 import { renderReportHtml } from "../report/report-html.js";
 import type { SelectionReport } from "../report/types.js";
 

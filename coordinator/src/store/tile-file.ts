@@ -1,4 +1,4 @@
-import type { TileOutput } from "../../../common/src/tiles/types.js";
+import type { TileOutput } from "../../../common/src/mod.js";
 
 const MAGIC = "DLTILE01";
 const HEADER_BYTES = 16;

@@ -1,7 +1,7 @@
 import { mkdir, open, readFile, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
-import type { TileOutput } from "../../../common/src/tiles/types.js";
+import type { TileOutput } from "../../../common/src/mod.js";
 import { TileConflictError } from "./errors.js";
 import { decodeTileFile, encodeTileFile } from "./tile-file.js";
 

@@ -9,9 +9,9 @@ import {
   type TokenizedPrompts,
   type TokenizedTemplate,
 } from "../../../common/src/mod.js";
-import { tileValueCount, type TileOutput, type TileWork } from "../../../common/src/tiles/types.js";
+import { tileValueCount, type TileOutput, type TileWork } from "../../../common/src/mod.js";
 import type { CausalLm, KvCache } from "../model/causal-lm.js";
-import { planBatches, type BatchLimits } from "../../../common/src/tiles/batching.js";
+import { planBatches, type BatchLimits } from "../../../common/src/mod.js";
 import { responseDistance } from "./distance.js";
 
 export type TileHooks = {

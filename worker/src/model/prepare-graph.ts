@@ -8,7 +8,7 @@ import {
   lenField,
   scanFields,
   type WireField,
-} from "../../../common/src/onnx/protobuf-wire.js";
+} from "../../../common/src/internal_mod.js";
 import {
   Attribute,
   AttributeType,
@@ -23,7 +23,7 @@ import {
   TensorTypeProto,
   TypeProto,
   ValueInfo,
-} from "../../../common/src/onnx/onnx-fields.js";
+} from "../../../common/src/internal_mod.js";
 
 export const TARGET_IDS_INPUT = "target_ids";
 export const TARGET_LOGPROBS_OUTPUT = "target_logprobs";

@@ -1,4 +1,4 @@
-import type { TileOutput } from "../../../common/src/tiles/types.js";
+import type { TileOutput } from "../../../common/src/mod.js";
 
 /** How a worker talks back to the coordinator: gRPC in a cluster, direct calls in the embedded default. */
 export interface ResultSender {

@@ -1,10 +1,10 @@
 import { hostname } from "node:os";
-import type { KeyValueBucket, TileDelivery, TileSource } from "../../../common/src/bus/types.js";
-import { ACTIVE_JOBS_KEY, HEARTBEAT_MS, workKey } from "../../../common/src/cluster/names.js";
-import { decodeWorkSpec, type WorkSpec } from "../../../common/src/cluster/work-spec.js";
+import type { KeyValueBucket, TileDelivery, TileSource } from "../../../common/src/mod.js";
+import { ACTIVE_JOBS_KEY, HEARTBEAT_MS, workKey } from "../../../common/src/mod.js";
+import { decodeWorkSpec, type WorkSpec } from "../../../common/src/mod.js";
 import { isAbortedError } from "../../../common/src/mod.js";
-import { decodeTileMessage, type TileMessage } from "../../../common/src/tiles/codec.js";
-import { tileValueCount } from "../../../common/src/tiles/types.js";
+import { decodeTileMessage, type TileMessage } from "../../../common/src/mod.js";
+import { tileValueCount } from "../../../common/src/mod.js";
 import { TileEngine } from "../engine/tile-engine.js";
 import type { ModelCache } from "./model-cache.js";
 import { JobGoneError, ResultRejectedError, type ResultSender } from "./result-sender.js";
