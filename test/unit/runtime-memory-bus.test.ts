@@ -4,7 +4,6 @@ import { randomUUID } from "node:crypto";
 import { MemoryTileQueue } from "../../common/src/bus/memory-bus.js";
 import type { TileDelivery } from "../../common/src/bus/types.js";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (d: TileDelivery | null) => (d ? new TextDecoder().decode(d.data) : null);
 

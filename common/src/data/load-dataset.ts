@@ -47,14 +47,14 @@ export async function loadDataset(file: string, options: LoadOptions = {}): Prom
     });
   }
 
-  if (problems.length > 0 && !options.skipInvalid) throw invalidRecordsError(file, problems);
+  if (problems.length > 0 && !options.skipInvalid) throw invalidRecordsError(problems);
   if (samples.length === 0) {
     throw new InputError({ file }, problems.length > 0 ? "no valid records (all were skipped)" : "no records: the data set is empty");
   }
   return { file, samples, skipped: problems };
 }
 
-export function invalidRecordsError(file: string, problems: SkippedRecord[]): InputError {
+export function invalidRecordsError(problems: SkippedRecord[]): InputError {
   const first = problems[0];
   const listed = problems.slice(0, MAX_LISTED_PROBLEMS).map(formatProblem).join("\n  ");
   const more = problems.length > MAX_LISTED_PROBLEMS ? `\n  ... and ${problems.length - MAX_LISTED_PROBLEMS} more` : "";

@@ -42,7 +42,7 @@ export function prepareCorpus(
       keep.push(i);
     }
   }
-  if (tooLong.length > 0 && !options.skipInvalid) throw invalidRecordsError(dataset.file, tooLong);
+  if (tooLong.length > 0 && !options.skipInvalid) throw invalidRecordsError(tooLong);
   if (keep.length === 0) throw new InputError({ file: dataset.file }, "no sample fits the maximum length");
   if (keep.length === dataset.samples.length) {
     return { file: dataset.file, samples: dataset.samples, tokens, skipped: dataset.skipped };
