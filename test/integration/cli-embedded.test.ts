@@ -65,6 +65,21 @@ Cli("a second run reuses every stored tile and gives the same selection; the see
   assert.equal(ids(b), ids(a));
 });
 
+Cli("the old corpus plus new samples: only tiles with a new sample are computed", async () => {
+  const store = join(dir.path, "store-append");
+  const grown = join(dir.path, "grown.jsonl");
+  writeFileSync(grown, lines.slice(0, 12).join("\n") + "\n");
+  const shape = ["--tile-columns", "2", "--tile-rows", "5", "--store", store, "--quiet"];
+  const first = await run(["kernel", "--data", DATA, "--model", TINY_MODEL, "--out", join(dir.path, "k10"), ...shape]);
+  assert.is(first.code, 0, first.log);
+  assert.match(first.log, /12 tiles computed, 0 reused/);
+  const second = await run(["kernel", "--data", grown, "--model", TINY_MODEL, "--out", join(dir.path, "k12"), ...shape]);
+  assert.is(second.code, 0, second.log);
+  // Reused: the 2 baseline and 5 x 2 pair tiles of the 10 old samples. Computed: the new baseline tile,
+  // the 5 old column blocks with the new row block, and the new column block with all 3 row blocks.
+  assert.match(second.log, /9 tiles computed, 12 reused/);
+});
+
 Cli("task stage (FLMI with a target set) and continual stage (FLCG with ids of samples already used)", async () => {
   const task = join(dir.path, "task");
   const t = await run(["select", "--data", DATA, "--model", TINY_MODEL, "--stage", "task", "--target", TARGET, "--budget", "2", "--out", task, "--store", STORE, "--quiet"]);
