@@ -54,7 +54,7 @@ export type { KernelMetadata, UtilityKernel } from "./kernel/kernel-files.js";
 export type { BlobStore, KeyValueBucket, QueueSettings, TileDelivery, TileQueue, TileSource } from "./bus/types.js";
 export { LocalBlobStore, MemoryKeyValue, MemoryTileQueue } from "./bus/memory-bus.js";
 export { NatsBlobStore, NatsKeyValue, NatsTileQueue, NatsTileSource, tileStreamName } from "./bus/nats-bus.js";
-export { NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, natsConnectionOptions } from "./bus/nats-options.js";
+export { NATS_FLAGS, NATS_OPTIONS_HELP, closeNats, natsAccessFrom, natsConnectionOptions } from "./bus/nats-options.js";
 export type { NatsAccess } from "./bus/nats-options.js";
 export { ACTIVE_JOBS_KEY, CLUSTER_BUCKET, COORDINATOR_KEY, HEARTBEAT_MS, JOBS_BUCKET, MODELS_BUCKET, WORKERS_BUCKET, WORKER_TTL_MS, modelBlobName, statusKey, workKey } from "./cluster/names.js";
 export { decodeWorkSpec, encodeWorkSpec } from "./cluster/work-spec.js";

@@ -3,7 +3,7 @@ import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { NatsBlobStore, NatsKeyValue, NatsTileQueue } from "../../../common/src/mod.js";
-import { NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, natsConnectionOptions } from "../../../common/src/mod.js";
+import { closeNats, NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, natsConnectionOptions } from "../../../common/src/mod.js";
 import { CLUSTER_BUCKET, COORDINATOR_KEY, JOBS_BUCKET, MODELS_BUCKET, WORKERS_BUCKET, WORKER_TTL_MS } from "../../../common/src/mod.js";
 import { ConfigError } from "../../../common/src/mod.js";
 import { startGrpcServer } from "../../../coordinator/src/mod.js";
@@ -79,7 +79,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   await server.close();
   await coordinator.close();
   await queue.close();
-  await nc.drain().catch(() => undefined);
+  await closeNats(nc);
   return 0;
 }
 

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { connect } from "@nats-io/transport-node";
 import { NatsBlobStore, NatsKeyValue, NatsTileSource } from "../../../common/src/mod.js";
-import { NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, natsConnectionOptions } from "../../../common/src/mod.js";
+import { closeNats, NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, natsConnectionOptions } from "../../../common/src/mod.js";
 import { CLUSTER_BUCKET, JOBS_BUCKET, MODELS_BUCKET, WORKERS_BUCKET, WORKER_TTL_MS } from "../../../common/src/mod.js";
 import { GrpcResultSender } from "../../../worker/src/mod.js";
 import { defaultModelCacheDir, ModelCache } from "../../../worker/src/mod.js";
@@ -68,7 +68,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   await loop.stop();
   await sender.close();
   await models.dispose();
-  await nc.drain().catch(() => undefined);
+  await closeNats(nc);
   log(`stopped after ${loop.stats.tilesDone} tiles`);
   return 0;
 }

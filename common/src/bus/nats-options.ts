@@ -81,3 +81,15 @@ export function natsConnectionOptions(access: NatsAccess): NodeConnectionOptions
   }
   return options;
 }
+
+/**
+ * Drains a connection (flushing what is pending) but gives up after `ms`: with the server gone a
+ * drain waits for a reconnect that may never come, and a stopping process must still exit.
+ */
+export async function closeNats(nc: { drain(): Promise<void>; close(): Promise<void> }, ms = 3000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), ms)));
+  const outcome = await Promise.race([nc.drain().then(() => "drained" as const, () => "failed" as const), gaveUp]);
+  clearTimeout(timer);
+  if (outcome !== "drained") await nc.close().catch(() => undefined);
+}

@@ -78,7 +78,9 @@ export class WorkerLoop {
     await Promise.all(this.slots);
     clearTimeout(timer);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    await this.o.workersKv?.delete(this.o.workerId).catch(() => undefined);
+    // Removing the heartbeat is a courtesy (it expires anyway): never wait long for it.
+    const removed = this.o.workersKv?.delete(this.o.workerId).catch(() => undefined);
+    await Promise.race([removed, sleep(2000)]);
   }
 
   private async slot(index: number): Promise<void> {
