@@ -50,12 +50,14 @@ test("stochastic greedy: same seed same run, different seed a different order", 
   assert.is(differing, 4);
 });
 
-test("stochastic greedy evaluates ceil((n / k) ln(1 / epsilon)) candidates per step", () => {
+test("stochastic greedy samples ceil((n / k) ln(1 / epsilon)) candidates per step, evaluating those that could win", () => {
   const small = randomSparseKernel({ nRows: 300, nCols: 300, perColumn: 8, seed: 2 });
   const sample = stochasticSampleSize(300, 30, 0.1);
   assert.is(sample, Math.ceil(10 * Math.log(10)));
   const result = stochasticGreedy(small, { k: 30, epsilon: 0.1, seed: 4 });
-  assert.is(result.evaluations, 30 * sample);
+  // Each step evaluates at least its first candidate and at most the whole sample; stale gains
+  // (bounds) below the step's best are skipped, so usually fewer.
+  assert.ok(result.evaluations >= 30 && result.evaluations < 30 * sample, `${result.evaluations} evaluations`);
   const gains = Array.from(result.gains);
   assert.ok(Math.abs(gains.reduce((s, g) => s + g, 0) - result.value) < 1e-6);
 });
