@@ -108,6 +108,10 @@ Cli("DELIFT (SE): the sentence-embedding kernel needs no pair scoring", async ()
   assert.is(report.settings.kernel, "se");
   assert.ok(report.kernel.rawMin >= 0 && report.kernel.rawMax <= 1);
   assert.not.ok(existsSync(join(dir.path, "empty-store", "00")), "no tiles computed");
+  const sparse = join(dir.path, "se-sparse");
+  const s = await run(["select", "--data", DATA, "--model", TINY_MODEL, "--kernel-type", "se", "--neighbors", "3", "--budget", "4", "--out", sparse, "--quiet", "--store", join(dir.path, "empty-store")]);
+  assert.is(s.code, 0, s.log);
+  assert.is(JSON.parse(readFileSync(join(sparse, "report.json"), "utf8")).kernel.nnz, 30, "each sample against its 3 nearest");
 });
 
 Cli("bad input: clear errors, exit code 2, nothing written", async () => {

@@ -43,17 +43,6 @@ export class KernelProgress {
     if (this.started) this.bar.update(this.tiles, this.payload());
   }
 
-  scored(pairs: number): void {
-    this.pairs += pairs;
-    this.meter.add(this.pairs);
-    this.bar.update(this.tiles, this.payload());
-  }
-
-  tileDone(): void {
-    this.tiles++;
-    this.bar.update(this.tiles, this.payload());
-  }
-
   stop(): void {
     if (!this.started) return;
     this.started = false;

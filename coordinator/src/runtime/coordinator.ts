@@ -13,7 +13,7 @@ import { tileWork } from "../plan/tile-work.js";
 import type { TileStore, PutOutcome } from "../store/tile-store.js";
 import { UnknownJobError, JobNotReadyError } from "./errors.js";
 import { finishJob } from "./finish-job.js";
-import { jobDir, listSavedJobs, resultDir, saveSpec, saveState } from "./job-files.js";
+import { listSavedJobs, resultDir, saveSpec, saveState } from "./job-files.js";
 import { jobStatus } from "./job-status.js";
 import { planJob, publishModel, workSpecFor, type PlannedJob } from "./plan-job.js";
 
@@ -375,11 +375,6 @@ export class Coordinator {
     const e = this.jobs.get(jobId);
     if (!e) throw new UnknownJobError(jobId);
     return e;
-  }
-
-  /** For tests and the CLI: the job's directory under the data dir. */
-  jobDirectory(jobId: string): string {
-    return jobDir(this.deps.dataDir, this.entry(jobId).record.id);
   }
 }
 

@@ -6,7 +6,9 @@ import type { TileOutput } from "../../../common/src/mod.js";
 import type { JobSpec } from "../jobs/job-spec.js";
 import { assembleKernel } from "../kernel/assemble-kernel.js";
 import { buildReport } from "../select/build-report.js";
-import { cosineKernel } from "../select/cosine-kernel.js";
+import { cosineKernel, sparseCosineKernel } from "../select/cosine-kernel.js";
+import { withRandomColumns } from "../plan/candidates.js";
+import { nearestNeighbours } from "../../../common/src/mod.js";
 import { runSelection, type SelectionSettings } from "../select/run-selection.js";
 import { writeSelection } from "../select/write-selection.js";
 import type { TileSpec } from "../plan/tile-spec.js";
@@ -53,10 +55,16 @@ export async function assembleJobKernels(planned: PlannedJob, read: (tile: TileS
 export async function seKernels(spec: JobSpec, planned: PlannedJob): Promise<{ main: CscKernel; second: CscKernel | null }> {
   const { sets } = planned;
   const { embeddings: e, dim } = await embedSamples(planned.inputs, sets, "the SE kernel");
+  const sparse = spec.scoring.candidates;
+  // Dense: every pair. Sparse mode: each row against its nearest columns (and random ones), as for the utility kernel.
+  const kernel = async (rows: Uint32Array, cols: Uint32Array) =>
+    sparse
+      ? sparseCosineKernel(e, dim, rows, cols, withRandomColumns(await nearestNeighbours(e, dim, rows, cols, sparse.neighbors), cols, sparse))
+      : cosineKernel(e, dim, rows, cols);
   const stage = spec.selection.stage;
   return {
-    main: cosineKernel(e, dim, sets.v, sets.v),
-    second: stage === "task" ? cosineKernel(e, dim, sets.o, sets.v) : stage === "continual" ? cosineKernel(e, dim, sets.v, sets.o) : null,
+    main: await kernel(sets.v, sets.v),
+    second: stage === "task" ? await kernel(sets.o, sets.v) : stage === "continual" ? await kernel(sets.v, sets.o) : null,
   };
 }
 
