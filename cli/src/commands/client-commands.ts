@@ -1,10 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join, normalize } from "node:path";
-import { ConfigError, ProtocolError } from "../../../common/src/mod.js";
-import type { CoordinatorClient } from "../../../common/src/mod.js";
-import type { JobStatusMessage, ResultFileChunk, WorkerInfo } from "../../../common/src/mod.js";
-import { writeOutputDir } from "../../../common/src/mod.js";
+import { ConfigError, type CoordinatorClient, type JobStatusMessage, ProtocolError, type ResultFileChunk, type WorkerInfo, writeOutputDir } from "../../../common/src/mod.js";
 import { parseCommand, requireString } from "../args.js";
 import { JobWatchView } from "../progress/job-watch-view.js";
 import { formatDuration } from "../progress/rate-meter.js";

@@ -2,13 +2,8 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { connect } from "@nats-io/transport-node";
-import { NatsBlobStore, NatsKeyValue, NatsTileQueue } from "../../../common/src/mod.js";
-import { closeNats, NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, natsConnectionOptions } from "../../../common/src/mod.js";
-import { CLUSTER_BUCKET, COORDINATOR_KEY, JOBS_BUCKET, MODELS_BUCKET, WORKERS_BUCKET, WORKER_TTL_MS } from "../../../common/src/mod.js";
-import { ConfigError } from "../../../common/src/mod.js";
-import { startGrpcServer } from "../../../coordinator/src/mod.js";
-import { Coordinator } from "../../../coordinator/src/mod.js";
-import { TileStore } from "../../../coordinator/src/mod.js";
+import { closeNats, CLUSTER_BUCKET, ConfigError, COORDINATOR_KEY, JOBS_BUCKET, MODELS_BUCKET, NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, NatsBlobStore, natsConnectionOptions, NatsKeyValue, NatsTileQueue, WORKER_TTL_MS, WORKERS_BUCKET } from "../../../common/src/mod.js";
+import { Coordinator, startGrpcServer, TileStore } from "../../../coordinator/src/mod.js";
 import { parseCommand, requireString } from "../args.js";
 
 export const COORDINATOR_HELP = `delift coordinator --nats URL --grpc HOST:PORT --data-dir DIR [options]

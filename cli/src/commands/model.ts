@@ -1,7 +1,6 @@
 import { copyFile, readFile, stat, writeFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
-import { BUNDLE_FORMAT, ConfigError, ModelError, readManifest, sha256File, type BundleManifest } from "../../../common/src/mod.js";
-import { writeOutputDir } from "../../../common/src/mod.js";
+import { BUNDLE_FORMAT, type BundleManifest, ConfigError, ModelError, readManifest, sha256File, writeOutputDir } from "../../../common/src/mod.js";
 import { inspectModel, prepareModelGraph } from "../../../worker/src/mod.js";
 import { intOption, parseCommand, requireString } from "../args.js";
 

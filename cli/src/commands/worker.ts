@@ -1,12 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { connect } from "@nats-io/transport-node";
-import { NatsBlobStore, NatsKeyValue, NatsTileSource } from "../../../common/src/mod.js";
-import { closeNats, NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, natsConnectionOptions } from "../../../common/src/mod.js";
-import { CLUSTER_BUCKET, JOBS_BUCKET, MODELS_BUCKET, WORKERS_BUCKET, WORKER_TTL_MS } from "../../../common/src/mod.js";
-import { GrpcResultSender } from "../../../worker/src/mod.js";
-import { defaultModelCacheDir, ModelCache } from "../../../worker/src/mod.js";
-import { WorkerLoop } from "../../../worker/src/mod.js";
+import { closeNats, CLUSTER_BUCKET, JOBS_BUCKET, MODELS_BUCKET, NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, NatsBlobStore, natsConnectionOptions, NatsKeyValue, NatsTileSource, WORKER_TTL_MS, WORKERS_BUCKET } from "../../../common/src/mod.js";
+import { defaultModelCacheDir, GrpcResultSender, ModelCache, WorkerLoop } from "../../../worker/src/mod.js";
 import { choiceOption, intOption, parseCommand } from "../args.js";
 
 export const WORKER_HELP = `delift worker --nats URL [options]

@@ -1,7 +1,5 @@
-import { ProtocolError } from "../../../common/src/mod.js";
-import type { TileOutput } from "../../../common/src/mod.js";
-import type { Coordinator } from "../../../coordinator/src/mod.js";
-import { UnknownJobError } from "../../../coordinator/src/mod.js";
+import { ProtocolError, type TileOutput } from "../../../common/src/mod.js";
+import { type Coordinator, UnknownJobError } from "../../../coordinator/src/mod.js";
 import { JobGoneError, ResultRejectedError, type ResultSender } from "../../../worker/src/mod.js";
 
 /** The embedded default's result path: the worker calls the coordinator in the same process. */

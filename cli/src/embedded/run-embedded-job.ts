@@ -1,15 +1,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LocalBlobStore, MemoryKeyValue, MemoryTileQueue } from "../../../common/src/mod.js";
-import type { Device } from "../../../common/src/mod.js";
-import type { JobStatusMessage } from "../../../common/src/mod.js";
-import type { JobSpec } from "../../../coordinator/src/mod.js";
-import { TERMINAL_JOB_STATES, type JobState } from "../../../coordinator/src/mod.js";
-import { Coordinator } from "../../../coordinator/src/mod.js";
-import { TileStore } from "../../../coordinator/src/mod.js";
-import { ModelCache } from "../../../worker/src/mod.js";
-import { WorkerLoop } from "../../../worker/src/mod.js";
+import { type Device, type JobStatusMessage, LocalBlobStore, MemoryKeyValue, MemoryTileQueue } from "../../../common/src/mod.js";
+import { Coordinator, type JobSpec, type JobState, TERMINAL_JOB_STATES, TileStore } from "../../../coordinator/src/mod.js";
+import { ModelCache, WorkerLoop } from "../../../worker/src/mod.js";
 import { DirectResultSender } from "./direct-sender.js";
 
 export type EmbeddedOptions = {

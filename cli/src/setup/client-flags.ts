@@ -1,6 +1,5 @@
 import { readFileSync } from "node:fs";
-import { ConfigError } from "../../../common/src/mod.js";
-import { connectCoordinator, type CoordinatorClient } from "../../../common/src/mod.js";
+import { ConfigError, connectCoordinator, type CoordinatorClient } from "../../../common/src/mod.js";
 import type { OptionSpec } from "../args.js";
 
 export const CLIENT_OPTIONS: OptionSpec = {

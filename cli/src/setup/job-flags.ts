@@ -1,8 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { InputError } from "../../../common/src/mod.js";
-import { parseJobSpec, type JobSpec } from "../../../coordinator/src/mod.js";
-import { DEFAULT_TILE_SHAPE } from "../../../coordinator/src/mod.js";
+import { DEFAULT_TILE_SHAPE, type JobSpec, parseJobSpec } from "../../../coordinator/src/mod.js";
 import type { OptionSpec } from "../args.js";
 
 /** Flags shared by every command that defines a job (kernel, select, submit). */

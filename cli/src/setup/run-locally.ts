@@ -1,10 +1,5 @@
-import { formatProblem, formatSummary, summarizeCorpus } from "../../../common/src/mod.js";
-import { parseBudget } from "../../../common/src/mod.js";
-import { KERNEL_FILES } from "../../../common/src/mod.js";
-import { assertReplaceable } from "../../../common/src/mod.js";
-import { SELECTION_FILES } from "../../../coordinator/src/mod.js";
-import type { JobSpec } from "../../../coordinator/src/mod.js";
-import { loadJobSets, loadModelInputs } from "../../../coordinator/src/mod.js";
+import { assertReplaceable, formatProblem, formatSummary, KERNEL_FILES, parseBudget, summarizeCorpus } from "../../../common/src/mod.js";
+import { type JobSpec, loadJobSets, loadModelInputs, SELECTION_FILES } from "../../../coordinator/src/mod.js";
 import { runEmbeddedJob } from "../embedded/run-embedded-job.js";
 import { KernelProgress } from "../progress/kernel-progress.js";
 import type { EmbeddedFlags } from "./embedded-flags.js";

@@ -1,6 +1,5 @@
 import { isAbsolute } from "node:path";
-import { DEFAULT_FIELDS, DEFAULT_TEMPLATES, InputError, type FieldMap, type PromptTemplates } from "../../../common/src/mod.js";
-import type { BatchLimits } from "../../../common/src/mod.js";
+import { type BatchLimits, DEFAULT_FIELDS, DEFAULT_TEMPLATES, type FieldMap, InputError, type PromptTemplates } from "../../../common/src/mod.js";
 import { DEFAULT_TILE_SHAPE, type TileShape } from "../plan/plan-tiles.js";
 import type { CandidateSettings } from "../plan/candidates.js";
 

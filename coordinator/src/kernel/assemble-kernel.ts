@@ -1,5 +1,4 @@
-import type { CscKernel } from "../../../common/src/mod.js";
-import type { TileOutput } from "../../../common/src/mod.js";
+import { type CscKernel, type TileOutput } from "../../../common/src/mod.js";
 import { columnRows, type TileSpec } from "../plan/tile-spec.js";
 
 export type AssembledKernel = { csc: CscKernel; baseline: Float32Array; truncated: { baseline: number; pairs: number } };

@@ -1,5 +1,4 @@
-import { selectSamples, type TokenizedCorpus } from "../../../common/src/mod.js";
-import type { TileWork } from "../../../common/src/mod.js";
+import { selectSamples, type TileWork, type TokenizedCorpus } from "../../../common/src/mod.js";
 import { columnRows, type TileSpec } from "./tile-spec.js";
 
 /** Builds the self-contained work of a tile: its own token table and local sample positions. */

@@ -1,11 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { BlobStore, KeyValueBucket, TileQueue } from "../../../common/src/mod.js";
-import { ACTIVE_JOBS_KEY, statusKey, workKey } from "../../../common/src/mod.js";
-import { encodeWorkSpec } from "../../../common/src/mod.js";
-import { ProtocolError } from "../../../common/src/mod.js";
-import type { JobStatusMessage } from "../../../common/src/mod.js";
-import { encodeTileMessage } from "../../../common/src/mod.js";
-import type { TileOutput } from "../../../common/src/mod.js";
+import { ACTIVE_JOBS_KEY, type BlobStore, encodeTileMessage, encodeWorkSpec, type JobStatusMessage, type KeyValueBucket, ProtocolError, statusKey, type TileOutput, type TileQueue, workKey } from "../../../common/src/mod.js";
 import type { JobSpec } from "../jobs/job-spec.js";
 import { handleJobEvent, newJob, TERMINAL_JOB_STATES, type JobEffect, type JobEvent, type JobRecord } from "../jobs/job-state.js";
 import { tilePairCount, type TileSpec } from "../plan/tile-spec.js";

@@ -1,5 +1,4 @@
-import { ModelError, sampleTokens } from "../../../common/src/mod.js";
-import { loadOnnxEncoder } from "../../../common/src/mod.js";
+import { loadOnnxEncoder, ModelError, sampleTokens } from "../../../common/src/mod.js";
 import type { ModelInputs } from "../inputs/load-inputs.js";
 import type { SampleSets } from "../inputs/sample-sets.js";
 

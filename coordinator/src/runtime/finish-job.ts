@@ -1,14 +1,11 @@
 import { join } from "node:path";
-import { KERNEL_FORMAT, writeKernel, type UtilityKernel } from "../../../common/src/mod.js";
+import { type CscKernel, KERNEL_FORMAT, nearestNeighbours, parseBudget, type TileOutput, type UtilityKernel, writeKernel } from "../../../common/src/mod.js";
 import { embedSamples } from "./embeddings.js";
-import { parseBudget, type CscKernel } from "../../../common/src/mod.js";
-import type { TileOutput } from "../../../common/src/mod.js";
 import type { JobSpec } from "../jobs/job-spec.js";
 import { assembleKernel } from "../kernel/assemble-kernel.js";
 import { buildReport } from "../select/build-report.js";
 import { cosineKernel, sparseCosineKernel } from "../select/cosine-kernel.js";
 import { withRandomColumns } from "../plan/candidates.js";
-import { nearestNeighbours } from "../../../common/src/mod.js";
 import { runSelection, type SelectionSettings } from "../select/run-selection.js";
 import { writeSelection } from "../select/write-selection.js";
 import type { TileSpec } from "../plan/tile-spec.js";

@@ -1,15 +1,9 @@
-import type { BlobStore } from "../../../common/src/mod.js";
-import { modelBlobName } from "../../../common/src/mod.js";
-import type { WorkSpec } from "../../../common/src/mod.js";
-import { InputError, sampleLengths, type SkippedRecord } from "../../../common/src/mod.js";
-import { readKernel, type UtilityKernel } from "../../../common/src/mod.js";
-import { parseBudget } from "../../../common/src/mod.js";
+import { type BlobStore, InputError, modelBlobName, nearestNeighbours, parseBudget, readKernel, sampleLengths, type SkippedRecord, type UtilityKernel, type WorkSpec } from "../../../common/src/mod.js";
 import { loadJobSets, loadModelInputs, type ModelInputs } from "../inputs/load-inputs.js";
 import type { SampleSets } from "../inputs/sample-sets.js";
 import type { JobSpec } from "../jobs/job-spec.js";
 import { planDenseKernel, planSparseKernel } from "../plan/plan-tiles.js";
 import { withRandomColumns } from "../plan/candidates.js";
-import { nearestNeighbours } from "../../../common/src/mod.js";
 import { embedSamples } from "./embeddings.js";
 import { sampleKeys } from "../plan/sample-keys.js";
 import { settingsKey } from "../plan/settings-key.js";

@@ -1,17 +1,5 @@
-import {
-  AbortedError,
-  composeExamplePart,
-  composeTargetPart,
-  sampleTokens,
-  type SampleTokens,
-  type TargetPart,
-  type TokenizedCorpus,
-  type TokenizedPrompts,
-  type TokenizedTemplate,
-} from "../../../common/src/mod.js";
-import { tileValueCount, type TileOutput, type TileWork } from "../../../common/src/mod.js";
+import { AbortedError, type BatchLimits, composeExamplePart, composeTargetPart, planBatches, sampleTokens, type SampleTokens, type TargetPart, type TileOutput, tileValueCount, type TileWork, type TokenizedCorpus, type TokenizedPrompts, type TokenizedTemplate } from "../../../common/src/mod.js";
 import type { CausalLm, KvCache } from "../model/causal-lm.js";
-import { planBatches, type BatchLimits } from "../../../common/src/mod.js";
 import { responseDistance } from "./distance.js";
 
 export type TileHooks = {

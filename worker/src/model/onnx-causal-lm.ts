@@ -1,7 +1,6 @@
 import * as ort from "onnxruntime-node";
 import { readFile } from "node:fs/promises";
-import { ModelError } from "../../../common/src/mod.js";
-import { sessionOptionsFor, type Device } from "../../../common/src/mod.js";
+import { type Device, ModelError, sessionOptionsFor } from "../../../common/src/mod.js";
 import type { CausalLm, ContinuationBatch, KvCache, ModelLayout } from "./causal-lm.js";
 import { inspectModel, prepareModelGraph, TARGET_IDS_INPUT, TARGET_LOGPROBS_OUTPUT } from "./prepare-graph.js";
 

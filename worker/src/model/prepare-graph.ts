@@ -1,29 +1,5 @@
 import { ModelError } from "../../../common/src/mod.js";
-import {
-  buildMessage,
-  concatBytes,
-  fieldMessage,
-  fieldString,
-  fieldVarint,
-  lenField,
-  scanFields,
-  type WireField,
-} from "../../../common/src/internal_mod.js";
-import {
-  Attribute,
-  AttributeType,
-  DataLocation,
-  DataType,
-  Graph,
-  Model,
-  Node,
-  OperatorSetId,
-  StringStringEntry,
-  Tensor,
-  TensorTypeProto,
-  TypeProto,
-  ValueInfo,
-} from "../../../common/src/internal_mod.js";
+import { Attribute, AttributeType, buildMessage, concatBytes, DataLocation, DataType, fieldMessage, fieldString, fieldVarint, Graph, lenField, Model, Node, OperatorSetId, scanFields, StringStringEntry, Tensor, TensorTypeProto, TypeProto, ValueInfo, type WireField } from "../../../common/src/internal_mod.js";
 
 export const TARGET_IDS_INPUT = "target_ids";
 export const TARGET_LOGPROBS_OUTPUT = "target_logprobs";

@@ -1,8 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
-import type { KeyValueBucket } from "../../../common/src/mod.js";
-import { COORDINATOR_KEY } from "../../../common/src/mod.js";
-import { connectCoordinator, isGrpcStatus, type CoordinatorClient, type CoordinatorEndpoint } from "../../../common/src/mod.js";
-import type { TileOutput } from "../../../common/src/mod.js";
+import { connectCoordinator, COORDINATOR_KEY, type CoordinatorClient, type CoordinatorEndpoint, isGrpcStatus, type KeyValueBucket, type TileOutput } from "../../../common/src/mod.js";
 import { JobGoneError, ResultRejectedError, type ResultSender } from "../runtime/result-sender.js";
 
 const CHUNK_VALUES = 1 << 18;

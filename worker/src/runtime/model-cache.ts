@@ -2,10 +2,7 @@ import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { randomUUID } from "node:crypto";
-import type { BlobStore } from "../../../common/src/mod.js";
-import { modelBlobName } from "../../../common/src/mod.js";
-import { ModelError, openBundle } from "../../../common/src/mod.js";
-import type { Device } from "../../../common/src/mod.js";
+import { type BlobStore, type Device, modelBlobName, ModelError, openBundle } from "../../../common/src/mod.js";
 import type { CausalLm } from "../model/causal-lm.js";
 import { loadOnnxCausalLm } from "../model/onnx-causal-lm.js";
 

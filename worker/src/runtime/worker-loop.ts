@@ -1,10 +1,5 @@
 import { hostname } from "node:os";
-import type { KeyValueBucket, TileDelivery, TileSource } from "../../../common/src/mod.js";
-import { ACTIVE_JOBS_KEY, HEARTBEAT_MS, workKey } from "../../../common/src/mod.js";
-import { decodeWorkSpec, type WorkSpec } from "../../../common/src/mod.js";
-import { isAbortedError } from "../../../common/src/mod.js";
-import { decodeTileMessage, type TileMessage } from "../../../common/src/mod.js";
-import { tileValueCount } from "../../../common/src/mod.js";
+import { ACTIVE_JOBS_KEY, decodeTileMessage, decodeWorkSpec, HEARTBEAT_MS, isAbortedError, type KeyValueBucket, type TileDelivery, type TileMessage, type TileSource, tileValueCount, workKey, type WorkSpec } from "../../../common/src/mod.js";
 import { TileEngine } from "../engine/tile-engine.js";
 import type { ModelCache } from "./model-cache.js";
 import { JobGoneError, ResultRejectedError, type ResultSender } from "./result-sender.js";
