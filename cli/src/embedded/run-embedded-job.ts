@@ -2,7 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Device, type JobStatusMessage, LocalBlobStore, MemoryKeyValue, MemoryTileQueue } from "../../../common/src/mod.js";
-import { Coordinator, type JobSpec, type JobState, TERMINAL_JOB_STATES, TileStore } from "../../../coordinator/src/mod.js";
+import { Coordinator, type JobSpec, type JobState, TERMINAL_JOB_STATES, TileStore, type PlannedJob } from "../../../coordinator/src/mod.js";
 import { ModelCache, WorkerLoop } from "../../../worker/src/mod.js";
 import { DirectResultSender } from "./direct-sender.js";
 
@@ -16,6 +16,8 @@ export type EmbeddedOptions = {
   concurrency?: number;
   signal?: AbortSignal;
   onStatus?: (status: JobStatusMessage) => void;
+  /** The job's loaded inputs and tiles, before any scoring (for the data summary). */
+  onPlanned?: (planned: PlannedJob) => void;
   log?: (line: string) => void;
 };
 
@@ -39,6 +41,7 @@ export async function runEmbeddedJob(spec: JobSpec, o: EmbeddedOptions): Promise
     dataDir,
     log,
     resultDirFor: () => o.out,
+    onPlanned: (_jobId, planned) => o.onPlanned?.(planned),
   });
   const models = new ModelCache(blobs, join(dataDir, "models"), { device: o.device, threads: o.threads });
   const worker = new WorkerLoop({

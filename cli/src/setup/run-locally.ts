@@ -1,25 +1,17 @@
-import { assertReplaceable, formatProblem, formatSummary, KERNEL_FILES, parseBudget, summarizeCorpus } from "../../../common/src/mod.js";
-import { type JobSpec, loadJobSets, loadModelInputs, SELECTION_FILES } from "../../../coordinator/src/mod.js";
+import { assertReplaceable, formatProblem, formatSummary, KERNEL_FILES, summarizeCorpus } from "../../../common/src/mod.js";
+import { type JobSpec, type PlannedJob, SELECTION_FILES } from "../../../coordinator/src/mod.js";
 import { runEmbeddedJob } from "../embedded/run-embedded-job.js";
 import { KernelProgress } from "../progress/kernel-progress.js";
 import type { EmbeddedFlags } from "./embedded-flags.js";
 import { abortOnSignals } from "./interrupt.js";
 
 /**
- * Runs a job on the embedded default with a data summary first and a progress bar; returns the
- * exit code. The data is read twice (here for the summary, then by the coordinator): cheap
- * next to scoring, and it keeps the coordinator the only owner of a job's inputs.
+ * Runs a job on the embedded default: the data summary as soon as the coordinator has loaded and
+ * planned the job (before any scoring), then a progress bar; returns the exit code. Input the
+ * coordinator refuses while planning (bad records, budget, ids, kernel) exits 2.
  */
 export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlags): Promise<number> {
-  const inputs = await loadModelInputs(spec.model, spec.scoring);
-  const { sets, skipped } = await loadJobSets(spec, inputs);
-  if (spec.kind === "select") parseBudget(spec.selection.budget, sets.v.length);
   await assertReplaceable(out, spec.kind === "kernel" ? KERNEL_FILES : [...SELECTION_FILES, "kernel"]);
-  for (const s of skipped) process.stderr.write(`skipped ${formatProblem(s)}\n`);
-  const corpus = { file: spec.data, samples: [...sets.candidates, ...sets.other], tokens: sets.tokens, skipped };
-  const dense = spec.selection.kernelType === "utility" && !spec.scoring.candidates;
-  const pairs = !dense ? null : spec.selection.stage === "task" ? { examples: sets.v, targets: sets.o } : { examples: sets.v, targets: sets.v };
-  process.stderr.write(formatSummary(summarizeCorpus(corpus, inputs.prompts, pairs)) + "\n");
 
   const progress = new KernelProgress(!flags.quiet);
   const interrupt = abortOnSignals();
@@ -33,6 +25,7 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
       concurrency: flags.concurrency,
       signal: interrupt.signal,
       log: flags.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+      onPlanned: (planned) => printSummary(spec, planned),
       onStatus: (s) => {
         if (s.state === "scoring" && !started) {
           started = true;
@@ -59,4 +52,13 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
     progress.stop();
     interrupt.dispose();
   }
+}
+
+function printSummary(spec: JobSpec, planned: PlannedJob): void {
+  const { sets, skipped, inputs } = planned;
+  for (const s of skipped) process.stderr.write(`skipped ${formatProblem(s)}\n`);
+  const corpus = { file: spec.data, samples: [...sets.candidates, ...sets.other], tokens: sets.tokens, skipped };
+  const dense = spec.selection.kernelType === "utility" && !spec.scoring.candidates;
+  const pairs = !dense ? null : spec.selection.stage === "task" ? { examples: sets.v, targets: sets.o } : { examples: sets.v, targets: sets.v };
+  process.stderr.write(formatSummary(summarizeCorpus(corpus, inputs.prompts, pairs)) + "\n");
 }

@@ -21,6 +21,8 @@ export type CoordinatorDeps = {
   maxTileTokens?: number;
   /** Where a job's result goes (default: <dataDir>/jobs/<id>/result). */
   resultDirFor?: (jobId: string) => string;
+  /** Called once a job's inputs are loaded and its tiles planned, before any is published. */
+  onPlanned?: (jobId: string, planned: PlannedJob) => void;
 };
 
 export type ResultUpload = {
@@ -206,6 +208,7 @@ export class Coordinator {
     const started = Date.now();
     try {
       const planned = await planJob(entry.spec, this.deps.maxTileTokens);
+      this.deps.onPlanned?.(id, planned);
       const files = await publishModel(planned.inputs, this.deps.blobs);
       await this.deps.jobsKv.put(workKey(id), encodeWorkSpec(workSpecFor(id, entry.spec, planned, files)));
       await this.deps.queue.open(id, { ackWaitMs: entry.spec.queue.ackWaitSeconds * 1000, maxDeliver: entry.spec.queue.maxDeliver });
