@@ -26,11 +26,26 @@ export class ConfigError extends Error {
   }
 }
 
-/** A model bundle that cannot be loaded or run as delift needs it. */
+/**
+ * A model bundle that cannot be loaded or run as delift needs it: the bundle's own fault, the same
+ * on every worker, so a job that meets it fails at once instead of retrying its tiles.
+ */
 export class ModelError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "ModelError";
+  }
+}
+
+/**
+ * A fault of this worker, not of the tile or the bundle (model fetch, missing execution provider,
+ * out of memory): the tile goes back to the queue without using up a delivery, and a worker that
+ * keeps failing this way retires.
+ */
+export class WorkerHealthError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "WorkerHealthError";
   }
 }
 
@@ -63,6 +78,14 @@ export function isInputError(err: unknown): err is InputError {
 
 export function isConfigError(err: unknown): err is ConfigError {
   return err instanceof ConfigError;
+}
+
+export function isModelError(err: unknown): err is ModelError {
+  return err instanceof ModelError || (err instanceof Error && err.name === "ModelError");
+}
+
+export function isWorkerHealthError(err: unknown): err is WorkerHealthError {
+  return err instanceof WorkerHealthError || (err instanceof Error && err.name === "WorkerHealthError");
 }
 
 export function isAbortedError(err: unknown): err is AbortedError {

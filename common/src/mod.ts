@@ -1,7 +1,7 @@
 /** The common package's public entry: everything coordinator, worker and CLI share. */
 
 // errors
-export { AbortedError, ConfigError, InputError, ModelError, ProtocolError, formatLocation, isAbortedError, isConfigError, isInputError } from "./errors.js";
+export { AbortedError, ConfigError, InputError, ModelError, ProtocolError, WorkerHealthError, formatLocation, isAbortedError, isConfigError, isInputError, isModelError, isWorkerHealthError } from "./errors.js";
 export type { ErrorOptions, InputLocation } from "./errors.js";
 
 // data sets
