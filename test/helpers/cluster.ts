@@ -99,7 +99,7 @@ export class TestCluster {
   }
 
   async startWorker(id: string, extra: string[] = []): Promise<CliProcess> {
-    const w = CliProcess.spawn(id, ["worker", "--nats", this.nats.url, ...(this.o.natsArgs ?? []), "--id", id, "--threads", "1", "--verbose", "--cache-dir", join(this.dir.path, `cache-${id}`), ...(this.o.workerArgs ?? []), ...extra]);
+    const w = CliProcess.spawn(id, ["worker", "--nats", this.nats.url, ...(this.o.natsArgs ?? []), "--id", id, "--threads", "1", "--verbose", "--cache-dir", join(this.dir.path, `cache-${id}`), ...(this.o.workerArgs ?? []), ...extra], { DELIFT_TOKEN: this.token });
     this.workers.set(id, w);
     await w.waitFor(/worker ready/);
     return w;
