@@ -41,6 +41,8 @@ const JOB_EDGES: Record<string, Edge> = {
   "selecting->writing": { accepts: ["select-done"] },
   "writing->done": { accepts: ["write-done"] },
   "cancelling->cancelled": { accepts: TASK_OUTCOMES },
+  // The result was in place before the cancel could stop the writing: the job did finish.
+  "cancelling->done": { accepts: ["write-done"] },
 };
 for (const from of LIVE_JOB_STATES) {
   JOB_EDGES[`${from}->failed`] = { accepts: FAILURES };
@@ -395,7 +397,12 @@ const HANDLERS: Handlers = {
   "write-done"(step, e) {
     const job = step.job;
     if (!step.settle(e.task, "done")) return;
-    if (job.state === "cancelling") return step.maybeCancelled();
+    if (job.state === "cancelling") {
+      job.summary = e.summary;
+      job.error = null;
+      step.note("warn", `the result was written before the cancel took effect: the job is done`);
+      return step.moveJob("done");
+    }
     if (job.state !== "writing") return step.reject(`the job is ${job.state}, not writing`);
     job.summary = e.summary;
     step.moveJob("done");
