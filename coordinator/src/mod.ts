@@ -72,7 +72,7 @@ export { Coordinator, DEFAULT_CONFLICT_TOLERANCE } from "./runtime/coordinator.j
 export type { CoordinatorDeps, ResultUpload } from "./runtime/coordinator.js";
 export { CoordinatorUnavailableError, InvalidRequestError, JobStateError, UnknownJobError } from "./runtime/errors.js";
 export { readStory, StoryLog } from "./runtime/story-log.js";
-export { acquireCoordinatorLease, COORDINATOR_LEASE_KEY, LeaseError, lockDataDir } from "./runtime/lease.js";
+export { acquireCoordinatorLease, COORDINATOR_LEASE_KEY, dataDirIdentity, LeaseError } from "./runtime/lease.js";
 export type { LeaseHandle, LeaseOptions } from "./runtime/lease.js";
 export { DEFAULT_MAX_TILE_TOKENS, kernelRequests, planJob, publishModel, workSpecFor } from "./runtime/plan-job.js";
 export type { KernelRequest, PlannedJob } from "./runtime/plan-job.js";

@@ -83,7 +83,8 @@ export class TestCluster {
     return join(this.dir.path, "data");
   }
 
-  async startCoordinator(): Promise<void> {
+  /** Starts (or restarts) the coordinator; `env` and `args` add to the cluster's (a hold point, say). */
+  async startCoordinator(o: { env?: NodeJS.ProcessEnv; args?: string[]; ready?: RegExp } = {}): Promise<void> {
     this.coordinator = CliProcess.spawn("coordinator", [
       "coordinator",
       "--grpc",
@@ -92,10 +93,19 @@ export class TestCluster {
       this.dataDir,
       ...(this.o.natsArgs ?? []),
       ...(this.o.coordinatorArgs ?? []),
+      ...(o.args ?? []),
       "--nats",
       this.nats.url,
-    ], { DELIFT_TOKEN: this.token });
-    await this.coordinator.waitFor(/coordinator ready/);
+    ], { DELIFT_TOKEN: this.token, ...(o.env ?? {}) });
+    await this.coordinator.waitFor(o.ready ?? /coordinator ready/);
+  }
+
+  /** Stops the coordinator with SIGTERM (a clean stop: it releases its lease) and waits for it. */
+  async stopCoordinator(): Promise<number | null> {
+    const c = this.coordinator;
+    if (!c) return null;
+    c.kill("SIGTERM");
+    return c.wait();
   }
 
   async startWorker(id: string, extra: string[] = []): Promise<CliProcess> {

@@ -25,7 +25,7 @@ import {
   WORKER_TTL_MS,
   WORKERS_BUCKET,
 } from "../../../common/src/mod.js";
-import { acquireCoordinatorLease, Coordinator, DEFAULT_CONFLICT_TOLERANCE, lockDataDir, startGrpcServer, TileStore } from "../../../coordinator/src/mod.js";
+import { acquireCoordinatorLease, Coordinator, dataDirIdentity, DEFAULT_CONFLICT_TOLERANCE, startGrpcServer, TileStore } from "../../../coordinator/src/mod.js";
 import { numberOption, parseCommand, requireString } from "../args.js";
 
 export const COORDINATOR_HELP = `delift coordinator --nats URL --grpc HOST:PORT --data-dir DIR [options]
@@ -88,7 +88,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   if (values["publish-token"] && !token) throw new ConfigError("--publish-token needs --token (or DELIFT_TOKEN)");
 
   await mkdir(dataDir, { recursive: true });
-  const dir = await lockDataDir(dataDir);
+  const holder = await dataDirIdentity(dataDir);
   const nc = await connect(natsConnectionOptions({ ...access, name: `delift-coordinator@${hostname()}` }));
   const clusterKv = await NatsKeyValue.open(nc, CLUSTER_BUCKET);
   const stopping = new AbortController();
@@ -97,10 +97,9 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   process.once("SIGTERM", onSignal);
   let lease;
   try {
-    lease = await acquireCoordinatorLease({ kv: clusterKv, holder: dir.holder, address: grpcAddress, ttlMs: leaseTtlMs, standby: values.standby === true, log, signal: stopping.signal });
+    lease = await acquireCoordinatorLease({ kv: clusterKv, holder, address: grpcAddress, ttlMs: leaseTtlMs, standby: values.standby === true, log, signal: stopping.signal });
   } catch (err) {
     await closeNats(nc);
-    await dir.unlock();
     if (stopping.signal.aborted) return 0;
     throw err;
   }
@@ -136,7 +135,6 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   await queue.close();
   if (exitCode === 0) await lease.release();
   await closeNats(nc);
-  await dir.unlock();
   return exitCode;
 }
 

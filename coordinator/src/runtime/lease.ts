@@ -18,7 +18,7 @@ export class LeaseError extends Error {
 
 export type LeaseOptions = {
   kv: KeyValueBucket;
-  /** Who this coordinator is across restarts: the identity of its data directory. */
+  /** Who this coordinator is across restarts: the identity of its data directory (dataDirIdentity). */
   holder: string;
   /** The gRPC address it serves (shown to the coordinator it fences off). */
   address: string;
@@ -64,7 +64,8 @@ export async function acquireCoordinatorLease(o: LeaseOptions): Promise<LeaseHan
     } catch (err) {
       o.log.warn({ key: COORDINATOR_LEASE_KEY, error: (err as Error).message }, `the coordinator lease record is invalid (${(err as Error).message}): taking it over`);
     }
-    if (!held || held.holder === o.holder) {
+    // A lease this data directory held in a process on this machine that is gone: a restart, take it now.
+    if (!held || (held.holder === o.holder && held.host === hostname() && held.pid !== process.pid && !alive(held.pid))) {
       revision = await o.kv.update(COORDINATOR_LEASE_KEY, encode(), entry.revision).catch((err) => (isKvRevisionError(err) ? null : Promise.reject(err)));
       continue;
     }
@@ -137,29 +138,17 @@ async function watchRevision(o: LeaseOptions, revision: number, ttlMs: number): 
 }
 
 /**
- * The data directory's identity (DATA_DIR/coordinator.id, made once) and its lock: one process at
- * a time. A lock left by a process that is gone (killed) is taken over.
+ * The data directory's identity (DATA_DIR/coordinator.id, made once): the lease holder's name, so
+ * a coordinator restarted on the same data directory takes its own lease back at once.
  */
-export async function lockDataDir(dataDir: string): Promise<{ holder: string; unlock(): Promise<void> }> {
+export async function dataDirIdentity(dataDir: string): Promise<string> {
   const idFile = join(dataDir, "coordinator.id");
   let holder = (await readFile(idFile, "utf8").catch(() => "")).trim();
   if (!/^[0-9a-f]{16,64}$/.test(holder)) {
     holder = randomBytes(12).toString("hex");
     await atomicWrite(idFile, holder + "\n");
   }
-  const lockFile = join(dataDir, "coordinator.lock");
-  const lock = await readFile(lockFile, "utf8").then((t) => JSON.parse(t) as { pid: number; host: string }, () => null);
-  if (lock && lock.host === hostname() && lock.pid !== process.pid && alive(lock.pid)) {
-    throw new LeaseError(`another coordinator (pid ${lock.pid}) is using the data directory ${dataDir}`);
-  }
-  await atomicWrite(lockFile, JSON.stringify({ pid: process.pid, host: hostname(), at: Date.now() }) + "\n");
-  return {
-    holder,
-    unlock: async () => {
-      const now = await readFile(lockFile, "utf8").then((t) => JSON.parse(t) as { pid: number }, () => null);
-      if (now?.pid === process.pid) await import("node:fs/promises").then((fs) => fs.rm(lockFile, { force: true }));
-    },
-  };
+  return holder;
 }
 
 function alive(pid: number): boolean {
