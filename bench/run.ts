@@ -1,7 +1,7 @@
 /**
  * npm run bench: every benchmark in turn, each in its own process. Figures are ratios against a
  * baseline measured in the same invocation (these machines are shared and noisy).
- *   node dist/bench/run.js [kernel] [prepare] [select] [cluster]   (default: all)
+ *   node dist/bench/run.js [kernel] [prepare] [select] [cluster] [event-loop] [rss]   (default: all)
  * Environment: DELIFT_PYTHON (interpreter for the reference harness), BENCH_SAMPLES, BENCH_THREADS.
  */
 import { spawnSync } from "node:child_process";
@@ -13,6 +13,8 @@ const BENCHES: Record<string, { script: string; args: string[]; about: string }>
   prepare: { script: "prepare/main.js", args: [], about: "what model preparation saves on a 32k vocabulary" },
   select: { script: "select/main.js", args: [], about: "stochastic vs lazy greedy on a 1M x 32 sparse kernel" },
   cluster: { script: "cluster/main.js", args: [], about: "cluster over NATS + gRPC vs the embedded default" },
+  "event-loop": { script: "runtime/event-loop.js", args: [], about: "coordinator event-loop delay while it selects over a 1M-column kernel vs selecting on the loop" },
+  rss: { script: "runtime/rss.js", args: [], about: "coordinator RSS over 20 consecutive small jobs vs after the first" },
 };
 
 const chosen = process.argv.slice(2);
@@ -21,7 +23,7 @@ let failed = 0;
 for (const [name, b] of Object.entries(BENCHES)) {
   if (chosen.length > 0 && !chosen.includes(name)) continue;
   console.log(`\n=== ${name}: ${b.about}`);
-  const r = spawnSync(process.execPath, [join(ROOT, "dist", "bench", b.script), ...b.args], { stdio: "inherit", cwd: ROOT });
+  const r = spawnSync(process.execPath, ["--expose-gc", join(ROOT, "dist", "bench", b.script), ...b.args], { stdio: "inherit", cwd: ROOT });
   if (r.status !== 0) {
     failed++;
     console.log(`=== ${name} failed (exit ${r.status})`);

@@ -314,6 +314,8 @@ export class Coordinator {
     for (const listener of this.storyListeners) for (const e of entries) listener(e);
     for (const i of out.instructions) this.carryOut(entry, i);
     if (out.changes.some((c) => c.kind === "job")) void entry.story.sync().catch(() => undefined);
+    // A finished, released job writes no more (a late stimulus reopens the file): close it.
+    if (record.released && record.tasks.size === 0) void entry.story.close();
     const status = this.status(jobId);
     for (const l of [...entry.listeners]) l(status);
   }
