@@ -186,3 +186,44 @@ export class TestCluster {
     this.dir.cleanup();
   }
 }
+
+/**
+ * What a worker may do on NATS (verified by runtime-cluster.test.ts, which runs its workers with
+ * exactly this): pull and ack tiles of the "workers" consumers, read the jobs and cluster buckets
+ * and the model object store, write heartbeats. It cannot publish tiles, write the coordinator's
+ * records or models, or create, change or delete streams and consumers of tiles.
+ */
+export const WORKER_NATS_PERMISSIONS = {
+  publish: {
+    allow: [
+      "$JS.API.INFO",
+      "$JS.API.CONSUMER.INFO.*.workers",
+      "$JS.API.CONSUMER.MSG.NEXT.*.workers",
+      "$JS.ACK.*.workers.>",
+      "$JS.API.STREAM.INFO.KV_delift_jobs",
+      "$JS.API.STREAM.INFO.KV_delift_workers",
+      "$JS.API.STREAM.INFO.KV_delift_cluster",
+      "$JS.API.STREAM.INFO.OBJ_delift_models",
+      "$JS.API.STREAM.MSG.GET.KV_delift_jobs",
+      "$JS.API.STREAM.MSG.GET.KV_delift_cluster",
+      "$JS.API.STREAM.MSG.GET.OBJ_delift_models",
+      "$JS.API.CONSUMER.CREATE.OBJ_delift_models",
+      "$JS.API.CONSUMER.CREATE.OBJ_delift_models.>",
+      "$JS.API.CONSUMER.DELETE.OBJ_delift_models.>",
+      "$JS.FC.OBJ_delift_models.>",
+      "$KV.delift_workers.>",
+    ],
+  },
+  subscribe: { allow: ["_INBOX.>"] },
+};
+
+/** A nats-server authorization block: user "coord" may do anything, user "worker" only the above. */
+export function workerRestrictedAuth(): { config: string; coordinatorArgs: string[]; workerArgs: string[]; admin: { user: string; pass: string } } {
+  const perms = JSON.stringify(WORKER_NATS_PERMISSIONS);
+  return {
+    config: `authorization { users = [ { user: "coord", password: "coord-pw" }, { user: "worker", password: "worker-pw", permissions: ${perms} } ] }`,
+    coordinatorArgs: ["--nats-user", "coord", "--nats-password", "coord-pw"],
+    workerArgs: ["--nats-user", "worker", "--nats-password", "worker-pw"],
+    admin: { user: "coord", pass: "coord-pw" },
+  };
+}

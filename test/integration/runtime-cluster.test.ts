@@ -8,7 +8,7 @@ import { Kvm } from "@nats-io/kv";
 import { decodeTileMessage, encodeTileMessage, statusKey, workKey } from "../../common/src/mod.js";
 import { parseJobSpec } from "../../coordinator/src/mod.js";
 import { runEmbeddedJob } from "../../cli/src/embedded/run-embedded-job.js";
-import { CliProcess, TestCluster } from "../helpers/cluster.js";
+import { CliProcess, TestCluster, workerRestrictedAuth } from "../helpers/cluster.js";
 import { FIXTURES, TINY_MODEL, tempDir } from "../helpers/paths.js";
 
 const Cluster = suite("runtime on a real cluster: cancel anywhere, trusted messages, validated records, fencing, clients through restarts");
@@ -71,14 +71,15 @@ Cluster("cancel in each state (planning, scoring, selecting, writing): the task 
   }
 });
 
-Cluster("forged, altered, cross-job and garbage messages on NATS are removed at first delivery (2.9.10 too); the kernel is the embedded run's, byte for byte", async () => {
+Cluster("workers with least NATS permissions (cannot publish tiles): forged, altered, cross-job and garbage messages are removed at first delivery (2.9.10 too); the kernel is the embedded run's, byte for byte", async () => {
   const outDir = join(scratch.path, "embedded-kernel");
   const embedded = await runEmbeddedJob(parseJobSpec(job({ data: DATA6 }), "test"), { out: outDir, storeDir: join(scratch.path, "embedded-tiles"), device: "cpu" });
   assert.is(embedded.status.state, "done");
   const reference = readFileSync(join(outDir, "kernel.bin"));
 
-  const cluster = await TestCluster.start({ workers: 1 });
-  const nc = await connect({ servers: cluster.nats.url });
+  const auth = workerRestrictedAuth();
+  const cluster = await TestCluster.start({ workers: 1, natsConfig: auth.config, coordinatorArgs: auth.coordinatorArgs, workerArgs: auth.workerArgs });
+  const nc = await connect({ servers: cluster.nats.url, ...auth.admin });
   try {
     // One tile in the queue at a time, so everything injected is delivered before the job ends.
     const victim = await cluster.submit(job({ data: DATA6, queue: { ackWaitSeconds: 3, maxDeliver: 3, maxQueued: 1 } }));
@@ -111,6 +112,12 @@ Cluster("forged, altered, cross-job and garbage messages on NATS are removed at 
     const altered = encodeTileMessage({ ...msg, work: { ...msg.work, samples: { ...msg.work.samples, ids } } as typeof msg.work });
     await publish(altered, tileId, real.header!.get("Delift-Mac"));
     await publish(other.data, other.header!.get("Delift-Tile"), other.header!.get("Delift-Mac"));
+
+    // The worker's own credentials cannot put a tile on the queue.
+    const asWorker = await connect({ servers: cluster.nats.url, user: "worker", pass: "worker-pw" });
+    const refused = await jetstream(asWorker).publish(`delift.tiles.${victim}`, new Uint8Array(4)).then(() => null, (e: Error) => e);
+    await asWorker.close();
+    assert.match(String(refused?.message), /Permissions Violation|timeout|no responders/i);
 
     const s = await cluster.waitForJob(victim, (x) => x.state === "done", 120_000);
     assert.is(s.tilesDone, s.tilesTotal);

@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { connect } from "@nats-io/transport-node";
+import { AuthorizationError, connect, type NatsConnection, PermissionViolationError, UserAuthenticationExpiredError } from "@nats-io/transport-node";
 import {
   closeNats,
   CLUSTER_BUCKET,
   ConfigError,
   createLogger,
+  type Logger,
   JOBS_BUCKET,
   MODELS_BUCKET,
   NATS_FLAGS,
@@ -18,7 +19,6 @@ import {
   NatsTileSource,
   parseLogFormat,
   parseLogLevel,
-  WORKER_TTL_MS,
   WORKERS_BUCKET,
 } from "../../../common/src/mod.js";
 import { defaultModelCacheDir, GrpcResultSender, ModelCache, WorkerLoop } from "../../../worker/src/mod.js";
@@ -89,10 +89,8 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const log = createLogger({ format: parseLogFormat(values["log-format"]), level: parseLogLevel(values["log-level"], values.verbose === true ? "debug" : "info"), base: { worker: workerId } });
 
   const nc = await connect(natsConnectionOptions({ ...access, name: `delift-worker ${workerId}` }));
-  const jobsKv = await NatsKeyValue.open(nc, JOBS_BUCKET);
-  const workersKv = await NatsKeyValue.open(nc, WORKERS_BUCKET, WORKER_TTL_MS);
-  const clusterKv = await NatsKeyValue.open(nc, CLUSTER_BUCKET);
-  const blobs = await NatsBlobStore.open(nc, MODELS_BUCKET);
+  // Workers only bind to what the coordinator created: they need no right to create streams or buckets.
+  const { jobsKv, workersKv, clusterKv, blobs } = await bindBuckets(nc, log);
   const sender = new GrpcResultSender(clusterKv, workerId, { token, caPem });
   const models = new ModelCache(blobs, typeof values["cache-dir"] === "string" ? values["cache-dir"] : defaultModelCacheDir(), { device, threads }, { maxModels });
   const loop = new WorkerLoop({ workerId, source: NatsTileSource.create(nc), jobsKv, workersKv, models, sender, concurrency, device, log, drainMs });
@@ -115,4 +113,28 @@ export async function workerCommand(argv: string[]): Promise<number> {
     return 1;
   }
   return 0;
+}
+
+/** The coordinator's buckets, once they exist (a worker started first waits for the coordinator). */
+async function bindBuckets(nc: NatsConnection, log: Logger): Promise<{ jobsKv: NatsKeyValue; workersKv: NatsKeyValue; clusterKv: NatsKeyValue; blobs: NatsBlobStore }> {
+  let said = false;
+  for (;;) {
+    try {
+      return {
+        jobsKv: await NatsKeyValue.bind(nc, JOBS_BUCKET),
+        workersKv: await NatsKeyValue.bind(nc, WORKERS_BUCKET),
+        clusterKv: await NatsKeyValue.bind(nc, CLUSTER_BUCKET),
+        blobs: await NatsBlobStore.bind(nc, MODELS_BUCKET),
+      };
+    } catch (err) {
+      if (isAuthError(err)) throw err;
+      if (!said) log.info({ error: (err as Error).message }, `waiting for the coordinator to create its NATS buckets (${(err as Error).message})`);
+      said = true;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+function isAuthError(err: unknown): boolean {
+  return err instanceof AuthorizationError || err instanceof PermissionViolationError || err instanceof UserAuthenticationExpiredError;
 }

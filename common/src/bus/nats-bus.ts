@@ -199,6 +199,16 @@ export class NatsKeyValue implements KeyValueBucket {
     return new NatsKeyValue(kv);
   }
 
+  /**
+   * Binds to a bucket the coordinator created, without the right to create or change buckets (a
+   * worker's NATS permissions); rejects while it does not exist yet.
+   */
+  static async bind(nc: NatsConnection, bucket: string): Promise<NatsKeyValue> {
+    const kv = await new Kvm(nc).open(bucket);
+    await kv.status();
+    return new NatsKeyValue(kv);
+  }
+
   async get(key: string): Promise<Uint8Array | null> {
     const e = await this.kv.get(key);
     return e && e.operation === "PUT" ? e.value : null;
@@ -259,6 +269,11 @@ export class NatsBlobStore implements BlobStore {
 
   static async open(nc: NatsConnection, bucket: string): Promise<NatsBlobStore> {
     return new NatsBlobStore(await new Objm(nc).create(bucket, { storage: StorageType.File }));
+  }
+
+  /** Binds to an object store the coordinator created (see NatsKeyValue.bind). */
+  static async bind(nc: NatsConnection, bucket: string): Promise<NatsBlobStore> {
+    return new NatsBlobStore(await new Objm(nc).open(bucket, true));
   }
 
   async has(name: string): Promise<boolean> {

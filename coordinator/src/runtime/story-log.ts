@@ -31,10 +31,19 @@ export class StoryLog {
     if (this.failed) throw this.failed;
   }
 
+  /** Writes what is queued, fsyncs and closes the file (a later append opens it again). */
   async close(): Promise<void> {
-    await this.sync().catch(() => undefined);
-    if (this.handle) await (await this.handle).close().catch(() => undefined);
-    this.handle = null;
+    this.writing = this.writing.then(async () => {
+      await this.drain();
+      const handle = this.handle;
+      this.handle = null;
+      if (handle) {
+        const h = await handle.catch(() => null);
+        await h?.sync().catch(() => undefined);
+        await h?.close().catch(() => undefined);
+      }
+    });
+    await this.writing;
   }
 
   private async drain(): Promise<void> {

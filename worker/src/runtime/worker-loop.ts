@@ -147,7 +147,9 @@ export class WorkerLoop {
         let delivery: TileDelivery | null = null;
         try {
           delivery = await this.o.source.next(jobId, this.pollMs);
-        } catch {
+        } catch (err) {
+          // The job ended (its stream is gone) or NATS is away: normal for a moment, worth a line if it lasts.
+          this.logOnce(`next:${jobId}:${(err as Error).name}`, () => this.log.info({ job: jobId, error: (err as Error).message }, `job ${jobId}: cannot pull tiles: ${(err as Error).message}`));
           this.active.at = 0;
           await sleep(Math.min(this.pollMs, 500));
           continue;
@@ -183,7 +185,8 @@ export class WorkerLoop {
         this.specs.delete(id);
         this.keys.delete(id);
       }
-    } catch {
+    } catch (err) {
+      this.logOnce(`active:read:${(err as Error).name}`, () => this.log.warn({ error: (err as Error).message }, `cannot read the active jobs: ${(err as Error).message}`));
       this.active.at = Date.now();
     }
     return this.active.ids;
