@@ -1,0 +1,179 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { freePort } from "./nats-server.js";
+import { tempDir } from "./paths.js";
+
+export type StreamView = { leader: string; replicas: number; messages: number };
+type StreamInfoReply = { error?: { description: string }; config?: { num_replicas: number }; cluster?: { leader?: string }; state?: { messages: number } };
+type Member = { name: string; clientPort: number; routePort: number; configPath: string; process: ChildProcess | null; log: string };
+
+/**
+ * A real three-server (or N-server) JetStream cluster on loopback: each server has its own client
+ * and route ports, file storage in its own directory and routes to all the others. kill() is a
+ * SIGKILL of one server, start() brings it back with the same name, ports and storage, so it
+ * rejoins the cluster and catches up as an operator's restarted node would.
+ */
+export class NatsCluster {
+  private constructor(private readonly members: Member[], private readonly dir: { path: string; cleanup(): void }) {}
+
+  static async start(size = 3, extraConfig = ""): Promise<NatsCluster> {
+    const dir = tempDir("delift-nats-cluster-");
+    const ports = await distinctFreePorts(size * 2);
+    const members: Member[] = Array.from({ length: size }, (_, k) => ({
+      name: `n${k + 1}`,
+      clientPort: ports[2 * k],
+      routePort: ports[2 * k + 1],
+      configPath: join(dir.path, `n${k + 1}.conf`),
+      process: null,
+      log: "",
+    }));
+    const routes = members.map((m) => `nats-route://127.0.0.1:${m.routePort}`).join(", ");
+    for (const m of members) {
+      writeFileSync(
+        m.configPath,
+        [
+          `server_name: ${m.name}`,
+          `listen: 127.0.0.1:${m.clientPort}`,
+          `max_payload: 8MB`,
+          `jetstream { store_dir: "${join(dir.path, m.name)}" }`,
+          `cluster { name: delift-test, listen: 127.0.0.1:${m.routePort}, routes: [${routes}] }`,
+          extraConfig,
+        ].join("\n") + "\n",
+      );
+    }
+    const cluster = new NatsCluster(members, dir);
+    await Promise.all(members.map((m) => cluster.launch(m)));
+    await cluster.waitForMetaLeader();
+    return cluster;
+  }
+
+  get names(): string[] {
+    return this.members.map((m) => m.name);
+  }
+
+  /** Every server's client URL, comma-separated (what --nats takes). */
+  get urls(): string {
+    return this.members.map((m) => `nats://127.0.0.1:${m.clientPort}`).join(",");
+  }
+
+  running(name: string): boolean {
+    return this.member(name).process !== null;
+  }
+
+  /** SIGKILL: no shutdown, no leadership hand-over; the others must elect new leaders. */
+  async kill(name: string): Promise<void> {
+    const m = this.member(name);
+    const p = m.process;
+    if (!p) return;
+    m.process = null;
+    const exited = new Promise<void>((resolve) => p.once("exit", () => resolve()));
+    p.kill("SIGKILL");
+    await exited;
+  }
+
+  async start(name: string): Promise<void> {
+    const m = this.member(name);
+    if (m.process) return;
+    await this.launch(m);
+  }
+
+  /** Connects to the servers that are up (any of them can answer JetStream API requests). */
+  connect(): Promise<NatsConnection> {
+    const servers = this.members.filter((m) => m.process).map((m) => `127.0.0.1:${m.clientPort}`);
+    return connect({ servers, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+  }
+
+  /**
+   * The cluster's view of a stream: its leader's server name, replica count and stored messages.
+   * While a leader is being elected the API does not answer, and 2.9.10 can answer "stream not
+   * found" for a stream whose group is leaderless: this retries both until `timeoutMs`.
+   */
+  async streamInfo(stream: string, timeoutMs = 30_000): Promise<StreamView> {
+    const nc = await this.connect();
+    const deadline = Date.now() + timeoutMs;
+    let last = "no answer";
+    try {
+      while (Date.now() < deadline) {
+        const reply = await nc.request(`$JS.API.STREAM.INFO.${stream}`, "", { timeout: 2000 }).catch((err: Error) => {
+          last = err.message;
+          return null;
+        });
+        if (reply) {
+          const info = JSON.parse(new TextDecoder().decode(reply.data)) as StreamInfoReply;
+          if (info.error) last = info.error.description;
+          else if (info.cluster?.leader) return { leader: info.cluster.leader, replicas: info.config?.num_replicas ?? 0, messages: info.state?.messages ?? 0 };
+          else last = "no leader";
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      throw new Error(`stream ${stream}: no leader within ${timeoutMs} ms (last answer: ${last})\n${this.logs()}`);
+    } finally {
+      await nc.close();
+    }
+  }
+
+  logs(): string {
+    return this.members.map((m) => `--- nats ${m.name}\n${m.log.slice(-2000)}`).join("\n");
+  }
+
+  async cleanup(): Promise<void> {
+    await Promise.all(this.members.map((m) => this.kill(m.name)));
+    this.dir.cleanup();
+  }
+
+  private member(name: string): Member {
+    const m = this.members.find((x) => x.name === name);
+    if (!m) throw new Error(`no server ${name} in the cluster (${this.names.join(", ")})`);
+    return m;
+  }
+
+  private async launch(m: Member): Promise<void> {
+    const p = spawn("nats-server", ["-c", m.configPath], { stdio: ["ignore", "ignore", "pipe"] });
+    m.process = p;
+    m.log = "";
+    p.stderr!.on("data", (d: Buffer) => (m.log = (m.log + d.toString()).slice(-20_000)));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`nats-server ${m.name} did not start:\n${m.log}`)), 15_000);
+      const check = () => {
+        if (/Server is ready/.test(m.log)) {
+          clearTimeout(timer);
+          p.stderr!.off("data", check);
+          resolve();
+        }
+      };
+      p.stderr!.on("data", check);
+      p.once("exit", (code) => {
+        clearTimeout(timer);
+        if (m.process === p) m.process = null;
+        reject(new Error(`nats-server ${m.name} exited with ${code}:\n${m.log}`));
+      });
+    });
+  }
+
+  /** JetStream answers API requests only once the servers have elected a metadata leader. */
+  private async waitForMetaLeader(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const nc = await this.connect();
+    try {
+      while (Date.now() < deadline) {
+        const reply = await nc.request("$JS.API.INFO", "", { timeout: 2000 }).catch(() => null);
+        if (reply) {
+          const info = JSON.parse(new TextDecoder().decode(reply.data)) as { error?: unknown };
+          if (!info.error) return;
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      throw new Error(`the JetStream cluster elected no metadata leader within ${timeoutMs} ms\n${this.logs()}`);
+    } finally {
+      await nc.close();
+    }
+  }
+}
+
+async function distinctFreePorts(n: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < n) ports.add(await freePort());
+  return [...ports];
+}
