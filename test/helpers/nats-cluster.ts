@@ -1,13 +1,19 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { freePort } from "./nats-server.js";
 import { tempDir } from "./paths.js";
 
 export type StreamView = { leader: string; replicas: number; messages: number };
 type StreamInfoReply = { error?: { description: string }; config?: { num_replicas: number }; cluster?: { leader?: string }; state?: { messages: number } };
-type Member = { name: string; clientPort: number; routePort: number; configPath: string; process: ChildProcess | null; log: string };
+type Member = { name: string; clientPort: number; configPath: string; process: ChildProcess | null; log: string };
+
+/** A server of a cluster whose configuration the caller wrote (deploy files, say). */
+export type ClusterMemberConfig = { name: string; clientPort: number; config: string };
+
+/** How the test's own connections reach the servers (credentials, TLS). */
+export type ClusterAccess = Omit<NodeConnectionOptions, "servers"> & { scheme?: "nats" | "tls" };
 
 /**
  * A real three-server (or N-server) JetStream cluster on loopback: each server has its own client
@@ -16,36 +22,55 @@ type Member = { name: string; clientPort: number; routePort: number; configPath:
  * rejoins the cluster and catches up as an operator's restarted node would.
  */
 export class NatsCluster {
-  private constructor(private readonly members: Member[], private readonly dir: { path: string; cleanup(): void }) {}
+  private constructor(
+    private readonly members: Member[],
+    private readonly dir: { path: string; cleanup(): void },
+    private readonly access: ClusterAccess,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
 
+  /** Plain servers: no authentication, no TLS, each storing in its own directory. */
   static async start(size = 3, extraConfig = ""): Promise<NatsCluster> {
     const dir = tempDir("delift-nats-cluster-");
     const ports = await distinctFreePorts(size * 2);
-    const members: Member[] = Array.from({ length: size }, (_, k) => ({
+    const routes = Array.from({ length: size }, (_, k) => `nats-route://127.0.0.1:${ports[2 * k + 1]}`).join(", ");
+    const configs = Array.from({ length: size }, (_, k) => ({
       name: `n${k + 1}`,
       clientPort: ports[2 * k],
-      routePort: ports[2 * k + 1],
-      configPath: join(dir.path, `n${k + 1}.conf`),
-      process: null,
-      log: "",
+      config: [
+        `server_name: n${k + 1}`,
+        `listen: 127.0.0.1:${ports[2 * k]}`,
+        `max_payload: 8MB`,
+        `jetstream { store_dir: "${join(dir.path, `n${k + 1}`)}" }`,
+        `cluster { name: delift-test, listen: 127.0.0.1:${ports[2 * k + 1]}, routes: [${routes}] }`,
+        extraConfig,
+      ].join("\n"),
     }));
-    const routes = members.map((m) => `nats-route://127.0.0.1:${m.routePort}`).join(", ");
-    for (const m of members) {
-      writeFileSync(
-        m.configPath,
-        [
-          `server_name: ${m.name}`,
-          `listen: 127.0.0.1:${m.clientPort}`,
-          `max_payload: 8MB`,
-          `jetstream { store_dir: "${join(dir.path, m.name)}" }`,
-          `cluster { name: delift-test, listen: 127.0.0.1:${m.routePort}, routes: [${routes}] }`,
-          extraConfig,
-        ].join("\n") + "\n",
-      );
+    return NatsCluster.launchAll(configs, dir, {}, {});
+  }
+
+  /**
+   * Servers from configurations the caller wrote, each file in `dir` (where relative includes
+   * resolve), `env` for the `$VARIABLES` they use, `access` for the test's own connections.
+   */
+  static async fromConfigs(configs: ClusterMemberConfig[], dir: { path: string; cleanup(): void }, env: NodeJS.ProcessEnv, access: ClusterAccess): Promise<NatsCluster> {
+    return NatsCluster.launchAll(configs, dir, env, access);
+  }
+
+  private static async launchAll(configs: ClusterMemberConfig[], dir: { path: string; cleanup(): void }, env: NodeJS.ProcessEnv, access: ClusterAccess): Promise<NatsCluster> {
+    const members: Member[] = configs.map((c) => {
+      const configPath = join(dir.path, `${c.name}.conf`);
+      writeFileSync(configPath, c.config + "\n");
+      return { name: c.name, clientPort: c.clientPort, configPath, process: null, log: "" };
+    });
+    const cluster = new NatsCluster(members, dir, access, env);
+    try {
+      await Promise.all(members.map((m) => cluster.launch(m)));
+      await cluster.waitForMetaLeader();
+    } catch (err) {
+      await cluster.cleanup();
+      throw err;
     }
-    const cluster = new NatsCluster(members, dir);
-    await Promise.all(members.map((m) => cluster.launch(m)));
-    await cluster.waitForMetaLeader();
     return cluster;
   }
 
@@ -55,7 +80,9 @@ export class NatsCluster {
 
   /** Every server's client URL, comma-separated (what --nats takes). */
   get urls(): string {
-    return this.members.map((m) => `nats://127.0.0.1:${m.clientPort}`).join(",");
+    const scheme = this.access.scheme ?? "nats";
+    const host = scheme === "tls" ? "localhost" : "127.0.0.1";
+    return this.members.map((m) => `${scheme}://${host}:${m.clientPort}`).join(",");
   }
 
   running(name: string): boolean {
@@ -80,9 +107,10 @@ export class NatsCluster {
   }
 
   /** Connects to the servers that are up (any of them can answer JetStream API requests). */
-  connect(): Promise<NatsConnection> {
-    const servers = this.members.filter((m) => m.process).map((m) => `127.0.0.1:${m.clientPort}`);
-    return connect({ servers, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+  connect(access: ClusterAccess = this.access): Promise<NatsConnection> {
+    const { scheme: _scheme, ...options } = access;
+    const servers = this.members.filter((m) => m.process).map((m) => `${(access.scheme ?? "nats") === "tls" ? "localhost" : "127.0.0.1"}:${m.clientPort}`);
+    return connect({ maxReconnectAttempts: -1, reconnectTimeWait: 250, ...options, servers });
   }
 
   /**
@@ -130,7 +158,7 @@ export class NatsCluster {
   }
 
   private async launch(m: Member): Promise<void> {
-    const p = spawn("nats-server", ["-c", m.configPath], { stdio: ["ignore", "ignore", "pipe"] });
+    const p = spawn("nats-server", ["-c", m.configPath], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...this.env } });
     m.process = p;
     m.log = "";
     p.stderr!.on("data", (d: Buffer) => (m.log = (m.log + d.toString()).slice(-20_000)));
