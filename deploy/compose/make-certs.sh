@@ -13,7 +13,7 @@ mkdir -p "$out"
 cd "$out"
 
 if [ ! -f ca.pem ]; then
-  openssl req -x509 -newkey rsa:3072 -nodes -keyout ca-key.pem -out ca.pem -days "$days" \
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca-key.pem -out ca.pem -days "$days" \
     -subj "/CN=delift private CA" -addext "basicConstraints=critical,CA:TRUE" \
     -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
 fi
@@ -21,7 +21,7 @@ fi
 issue() { # name, subject CN, subjectAltName
   local name="$1" cn="$2" san="$3"
   [ -f "$name.pem" ] && return 0
-  openssl req -newkey rsa:2048 -nodes -keyout "$name-key.pem" -out "$name.csr" -subj "/CN=$cn" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$name-key.pem" -out "$name.csr" -subj "/CN=$cn" 2>/dev/null
   printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n' "$san" > "$name.ext"
   openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out "$name.pem" -days "$days" -extfile "$name.ext" 2>/dev/null
   rm -f "$name.csr" "$name.ext"
