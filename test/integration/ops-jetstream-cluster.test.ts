@@ -105,21 +105,17 @@ Clustered("a job survives the SIGKILL of its stream's leader; the kernel is byte
     const atKill = await waitForJob(grpcPort, jobId, () => true, "a status", logs);
     assert.ok(atKill.state === "scoring", `the job is not scoring at the kill: ${atKill.state}`);
 
-    // With one of three servers gone the job goes on: another server leads the stream, and it
-    // applies workers' acks (a work-queue stream drops a tile's message when it is acked) while
-    // the killed server is still down.
-    const failover = await nats.streamInfo(stream);
+    // With one of three servers gone the job goes on: another server leads the stream, and more
+    // tiles are stored than the two the workers held at the kill, so tiles were delivered after it.
+    // (The consumer can deliver from its own replica while the stream elects its leader, so the
+    // job may even end meanwhile; its stream is then released, which reads as no leader.)
+    const failover = await nats.streamInfo(stream).catch(async (err: Error) => {
+      throw new Error(`${err.message}\njob at that point: ${JSON.stringify(await jobStatus(grpcPort, jobId))}`);
+    });
     assert.ok(failover.leader !== before.leader, `no new leader: ${failover.leader}`);
-    const deadline = Date.now() + 60_000;
-    let now = failover;
-    while (now.messages > failover.messages - 2 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
-      now = await nats.streamInfo(stream);
-    }
-    assert.ok(now.messages <= failover.messages - 2, `no acks applied by the new leader ${failover.leader}: ${failover.messages} -> ${now.messages} messages\n${logs()}`);
-    assert.not.ok(nats.running(before.leader));
-    const during = (await waitForJob(grpcPort, jobId, () => true, "a status", logs)).tilesDone;
-    assert.ok(during > atKill.tilesDone, `tiles stored after the kill: ${atKill.tilesDone} -> ${during}`);
+    const during = await waitForJob(grpcPort, jobId, (s) => s.tilesDone >= atKill.tilesDone + 3, "tiles delivered after the kill", logs);
+    assert.not.ok(nats.running(before.leader), "the killed server is back too early");
+    assert.ok(during.tilesDone > atKill.tilesDone + 2);
 
     await nats.start(before.leader);
     const done = await waitForJob(grpcPort, jobId, (s) => s.state === "done", "the job's end", logs);
@@ -147,6 +143,14 @@ Clustered("--nats-replicas beyond what the servers can hold is refused with the 
     const bad = CliProcess.spawn("coordinator", ["coordinator", "--grpc", "127.0.0.1:0", "--data-dir", join(scratch.path, "bad"), "--nats", nats.urls, "--nats-replicas", "7"]);
     assert.is(await bad.wait(), 2, bad.log);
     assert.match(bad.log, /--nats-replicas 7: expected a whole number from 1 to 5/);
+
+    // delift doctor asks the same servers before anything is deployed.
+    const three = CliProcess.spawn("doctor", ["doctor", "--nats", nats.urls, "--nats-replicas", "3"]);
+    const five = CliProcess.spawn("doctor", ["doctor", "--nats", nats.urls, "--nats-replicas", "5"]);
+    await Promise.all([three.wait(), five.wait()]);
+    assert.match(three.log, /^ok\s+replicas\s+the cluster placed a stream with 3 replicas$/m, three.log);
+    assert.match(three.log, /cluster "delift-test"/);
+    assert.match(five.log, /^FAIL\s+replicas\s+the servers refuse 5 replicas: no suitable peers for placement/m, five.log);
   } finally {
     await nats.cleanup();
   }
