@@ -102,13 +102,14 @@ Deploy("a worker with the deploy files' permissions computes a job, and cannot p
     const client = connectCoordinator({ address: `127.0.0.1:${grpcPort}`, token: TOKEN });
     const jobId = (await client.unary<{ jobId: string }>("submitJob", { specJson: JSON.stringify(spec) }).finally(() => client.close())).jobId;
     const stream = `DELIFT_TILES_${jobId}`;
-    // No worker yet: once planned, every tile of the job waits in its stream.
-    let planned = await nats.streamInfo(stream);
+    // No worker yet: once planned, every tile of the job waits in its stream (which planning creates).
+    const streamNow = () => nats.streamInfo(stream).catch(() => ({ leader: "", replicas: 0, messages: 0 }));
+    let planned = await streamNow();
     let total = (await status(grpcPort, jobId))?.tilesTotal ?? 0;
     for (const deadline = Date.now() + 30_000; (total === 0 || planned.messages < total) && Date.now() < deadline; ) {
       await new Promise((r) => setTimeout(r, 100));
       total = (await status(grpcPort, jobId))?.tilesTotal ?? 0;
-      planned = await nats.streamInfo(stream);
+      planned = await streamNow();
     }
     assert.ok(total > 0 && planned.messages === total, `the coordinator published ${planned.messages} of ${total} tiles`);
     assert.is(planned.replicas, 3);
