@@ -1,6 +1,7 @@
 import { isAbortedError, isConfigError, isInputError, isInvalidRequestError, isUnauthenticatedError, isUnknownJobError, ModelError } from "../../common/src/mod.js";
 import { cancelCommand, jobsCommand, resultCommand, submitCommand, watchCommand, workersCommand } from "./commands/client-commands.js";
 import { coordinatorCommand } from "./commands/coordinator.js";
+import { doctorCommand } from "./commands/doctor.js";
 import { kernelCommand } from "./commands/kernel.js";
 import { modelCommand } from "./commands/model.js";
 import { selectCommand } from "./commands/select.js";
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, Command> = {
   cancel: cancelCommand,
   result: resultCommand,
   story: storyCommand,
+  doctor: doctorCommand,
 };
 
 const USAGE = `delift: DELIFT data selection for LLM fine-tuning
@@ -43,7 +45,8 @@ On a cluster (NATS JetStream + gRPC):
   workers         list live workers
   cancel JOB      cancel a job
   result JOB      download a finished job's result
-  story JOB       print a job's story (every event and state change, with ids and times)`;
+  story JOB       print a job's story (every event and state change, with ids and times)
+  doctor          check this machine, NATS, the coordinator and a model bundle (one line per check)`;
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

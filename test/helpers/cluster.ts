@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { connectCoordinator, type CoordinatorClient } from "../../common/src/rpc/client.js";
@@ -188,42 +189,17 @@ export class TestCluster {
 }
 
 /**
- * What a worker may do on NATS (verified by runtime-cluster.test.ts, which runs its workers with
- * exactly this): pull and ack tiles of the "workers" consumers, read the jobs and cluster buckets
- * and the model object store, write heartbeats. It cannot publish tiles, write the coordinator's
- * records or models, or create, change or delete streams and consumers of tiles.
+ * A nats-server authorization block with the deploy files' two users (deploy/nats/permissions.json):
+ * "delift-coordinator" and "delift-worker", which may only pull and ack tiles, read the jobs and
+ * cluster buckets and the model store, and write heartbeats.
  */
-export const WORKER_NATS_PERMISSIONS = {
-  publish: {
-    allow: [
-      "$JS.API.INFO",
-      "$JS.API.CONSUMER.INFO.*.workers",
-      "$JS.API.CONSUMER.MSG.NEXT.*.workers",
-      "$JS.ACK.*.workers.>",
-      "$JS.API.STREAM.INFO.KV_delift_jobs",
-      "$JS.API.STREAM.INFO.KV_delift_workers",
-      "$JS.API.STREAM.INFO.KV_delift_cluster",
-      "$JS.API.STREAM.INFO.OBJ_delift_models",
-      "$JS.API.STREAM.MSG.GET.KV_delift_jobs",
-      "$JS.API.STREAM.MSG.GET.KV_delift_cluster",
-      "$JS.API.STREAM.MSG.GET.OBJ_delift_models",
-      "$JS.API.CONSUMER.CREATE.OBJ_delift_models",
-      "$JS.API.CONSUMER.CREATE.OBJ_delift_models.>",
-      "$JS.API.CONSUMER.DELETE.OBJ_delift_models.>",
-      "$JS.FC.OBJ_delift_models.>",
-      "$KV.delift_workers.>",
-    ],
-  },
-  subscribe: { allow: ["_INBOX.>"] },
-};
-
-/** A nats-server authorization block: user "coord" may do anything, user "worker" only the above. */
 export function workerRestrictedAuth(): { config: string; coordinatorArgs: string[]; workerArgs: string[]; admin: { user: string; pass: string } } {
-  const perms = JSON.stringify(WORKER_NATS_PERMISSIONS);
+  const perms = JSON.parse(readFileSync(join(ROOT, "deploy", "nats", "permissions.json"), "utf8")) as Record<string, unknown>;
+  const user = (name: string, password: string, p: unknown) => `{ user: "${name}", password: "${password}", permissions: ${JSON.stringify(p)} }`;
   return {
-    config: `authorization { users = [ { user: "coord", password: "coord-pw" }, { user: "worker", password: "worker-pw", permissions: ${perms} } ] }`,
-    coordinatorArgs: ["--nats-user", "coord", "--nats-password", "coord-pw"],
-    workerArgs: ["--nats-user", "worker", "--nats-password", "worker-pw"],
-    admin: { user: "coord", pass: "coord-pw" },
+    config: `authorization { users = [ ${user("delift-coordinator", "coord-pw", perms.DELIFT_COORDINATOR_PERMISSIONS)}, ${user("delift-worker", "worker-pw", perms.DELIFT_WORKER_PERMISSIONS)}, { user: "admin", password: "admin-pw" } ] }`,
+    coordinatorArgs: ["--nats-user", "delift-coordinator", "--nats-password", "coord-pw"],
+    workerArgs: ["--nats-user", "delift-worker", "--nats-password", "worker-pw"],
+    admin: { user: "admin", pass: "admin-pw" },
   };
 }

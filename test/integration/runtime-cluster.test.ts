@@ -114,7 +114,7 @@ Cluster("workers with least NATS permissions (cannot publish tiles): forged, alt
     await publish(other.data, other.header!.get("Delift-Tile"), other.header!.get("Delift-Mac"));
 
     // The worker's own credentials cannot put a tile on the queue.
-    const asWorker = await connect({ servers: cluster.nats.url, user: "worker", pass: "worker-pw" });
+    const asWorker = await connect({ servers: cluster.nats.url, user: "delift-worker", pass: "worker-pw" });
     const refused = await jetstream(asWorker).publish(`delift.tiles.${victim}`, new Uint8Array(4)).then(() => null, (e: Error) => e);
     await asWorker.close();
     assert.match(String(refused?.message), /Permissions Violation|timeout|no responders/i);

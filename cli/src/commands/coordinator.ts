@@ -90,7 +90,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   await mkdir(dataDir, { recursive: true });
   const holder = await dataDirIdentity(dataDir);
   const nc = await connect(natsConnectionOptions({ ...access, name: `delift-coordinator@${hostname()}` }));
-  const clusterKv = await NatsKeyValue.open(nc, CLUSTER_BUCKET);
+  const clusterKv = await NatsKeyValue.open(nc, CLUSTER_BUCKET, undefined, access.replicas);
   const stopping = new AbortController();
   const onSignal = () => stopping.abort();
   process.once("SIGINT", onSignal);
@@ -103,11 +103,11 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     if (stopping.signal.aborted) return 0;
     throw err;
   }
-  const jobsKv = await NatsKeyValue.open(nc, JOBS_BUCKET);
-  const workersKv = await NatsKeyValue.open(nc, WORKERS_BUCKET, WORKER_TTL_MS);
-  const queue = await NatsTileQueue.create(nc);
+  const jobsKv = await NatsKeyValue.open(nc, JOBS_BUCKET, undefined, access.replicas);
+  const workersKv = await NatsKeyValue.open(nc, WORKERS_BUCKET, WORKER_TTL_MS, access.replicas);
+  const queue = await NatsTileQueue.create(nc, access.replicas);
   const store = await TileStore.open(typeof values.store === "string" ? resolve(values.store) : join(dataDir, "tiles"));
-  const coordinator = await Coordinator.start({ queue, jobsKv, blobs: await NatsBlobStore.open(nc, MODELS_BUCKET), store, dataDir, log, conflictTolerance });
+  const coordinator = await Coordinator.start({ queue, jobsKv, blobs: await NatsBlobStore.open(nc, MODELS_BUCKET, access.replicas), store, dataDir, log, conflictTolerance });
   const server = await startGrpcServer({ coordinator, address: grpcAddress, token, tls, workersKv, log });
   const advertise = typeof values.advertise === "string" ? values.advertise : advertisedAddress(grpcAddress, server.port);
   const publishEndpoint = () =>
