@@ -3,7 +3,7 @@
  * path (the embedded default's parts, opened up for tests): real tile store, real job threads,
  * real ONNX model. Wrappers let a test lose messages or corrupt results on the way.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LocalBlobStore, MemoryKeyValue, MemoryTileQueue, silentLogger, type Logger, type TileQueue } from "../../common/src/mod.js";
 import { Coordinator, parseJobSpec, TERMINAL_JOB_STATES, TileStore, type JobSpec, type JobState, type StoryEntry } from "../../coordinator/src/mod.js";
@@ -42,11 +42,14 @@ export type Harness = {
 };
 
 const scratch = tempDir("delift-runtime-");
+/** Shared by the runtime test files of one uvu process; each cleans it up at its end, the next makes it again. */
 export const SCRATCH = scratch.path;
 export const cleanupScratch = () => scratch.cleanup();
+const ensureScratch = () => mkdirSync(SCRATCH, { recursive: true });
 
 /** The first n GSM8K samples as a data file. */
 export function sampleData(n: number, name = `gsm8k-${n}.jsonl`): string {
+  ensureScratch();
   const path = join(SCRATCH, name);
   writeFileSync(path, readFileSync(join(FIXTURES, "gsm8k-32.jsonl"), "utf8").split("\n").slice(0, n).join("\n") + "\n");
   return path;
@@ -90,6 +93,7 @@ export function queueWith(inner: MemoryTileQueue, overrides: Partial<TileQueue>)
 }
 
 export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
+  ensureScratch();
   const dir = join(SCRATCH, `h${++counter}`);
   const dataDir = join(dir, "data");
   const storeDir = o.storeDir ?? join(dir, "tiles");
