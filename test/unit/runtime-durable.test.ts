@@ -6,7 +6,8 @@ import { LocalBlobStore, MemoryKeyValue, MemoryTileQueue, modelBlobName, openBun
 import { Coordinator, readStory, replayStory, TileStore } from "../../coordinator/src/mod.js";
 import { ModelCache } from "../../worker/src/mod.js";
 import { runEmbeddedJob } from "../../cli/src/embedded/run-embedded-job.js";
-import { TINY_MODEL } from "../helpers/paths.js";
+import { ROOT, TINY_MODEL } from "../helpers/paths.js";
+import { execFileSync } from "node:child_process";
 import { cleanupScratch, SCRATCH, smallJob, startHarness, timeTests } from "./runtime-harness.js";
 
 const Durable = suite("runtime: durable state, --save-kernel, a model cache that does not only grow");
@@ -80,6 +81,12 @@ Durable("a coordinator restarted mid-job resumes it; the story spans both sessio
     const entries = await readStory(await c.story(jobId));
     assert.ok(entries.some((e) => e.kind === "stimulus" && e.event.type === "resumed"));
     assert.is(json(replayStory(entries)), json(c.record(jobId)));
+    // delift story reads it from the data directory too (a coordinator that is down).
+    const printed = execFileSync(process.execPath, [join(ROOT, "bin", "delift.js"), "story", jobId, "--data-dir", h.dataDir], { encoding: "utf8" });
+    assert.match(printed, new RegExp(`^job ${jobId}, from `));
+    assert.match(printed, /<- resumed after a coordinator restart \(was scoring; session 1\)/);
+    assert.match(printed, /job writing -> done/);
+    assert.is(printed.trim().split("\n").length, entries.length + 1);
   } finally {
     await w.stop();
     await models.dispose();

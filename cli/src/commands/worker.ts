@@ -19,6 +19,7 @@ import {
   NatsTileSource,
   parseLogFormat,
   parseLogLevel,
+  WORKER_TTL_MS,
   WORKERS_BUCKET,
 } from "../../../common/src/mod.js";
 import { defaultModelCacheDir, GrpcResultSender, ModelCache, WorkerLoop } from "../../../worker/src/mod.js";
@@ -89,8 +90,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const log = createLogger({ format: parseLogFormat(values["log-format"]), level: parseLogLevel(values["log-level"], values.verbose === true ? "debug" : "info"), base: { worker: workerId } });
 
   const nc = await connect(natsConnectionOptions({ ...access, name: `delift-worker ${workerId}` }));
-  // Workers only bind to what the coordinator created: they need no right to create streams or buckets.
-  const { jobsKv, workersKv, clusterKv, blobs } = await bindBuckets(nc, log);
+  const { jobsKv, workersKv, clusterKv, blobs } = await bindBuckets(nc, log, access.replicas ?? 1);
   const sender = new GrpcResultSender(clusterKv, workerId, { token, caPem });
   const models = new ModelCache(blobs, typeof values["cache-dir"] === "string" ? values["cache-dir"] : defaultModelCacheDir(), { device, threads }, { maxModels });
   const loop = new WorkerLoop({ workerId, source: NatsTileSource.create(nc), jobsKv, workersKv, models, sender, concurrency, device, log, drainMs });
@@ -115,8 +115,22 @@ export async function workerCommand(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** The coordinator's buckets, once they exist (a worker started first waits for the coordinator). */
-async function bindBuckets(nc: NatsConnection, log: Logger): Promise<{ jobsKv: NatsKeyValue; workersKv: NatsKeyValue; clusterKv: NatsKeyValue; blobs: NatsBlobStore }> {
+/**
+ * The cluster's buckets: opened (created if need be, with --nats-replicas) like the coordinator
+ * does; with a worker's least NATS permissions, which forbid creating streams, bound to the ones the
+ * coordinator made instead, waiting for them if the worker started first.
+ */
+async function bindBuckets(nc: NatsConnection, log: Logger, replicas: number): Promise<{ jobsKv: NatsKeyValue; workersKv: NatsKeyValue; clusterKv: NatsKeyValue; blobs: NatsBlobStore }> {
+  try {
+    return {
+      jobsKv: await NatsKeyValue.open(nc, JOBS_BUCKET, undefined, replicas),
+      workersKv: await NatsKeyValue.open(nc, WORKERS_BUCKET, WORKER_TTL_MS, replicas),
+      clusterKv: await NatsKeyValue.open(nc, CLUSTER_BUCKET, undefined, replicas),
+      blobs: await NatsBlobStore.open(nc, MODELS_BUCKET, replicas),
+    };
+  } catch (err) {
+    if (!(err instanceof PermissionViolationError)) throw err;
+  }
   let said = false;
   for (;;) {
     try {

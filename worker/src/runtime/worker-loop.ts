@@ -77,6 +77,7 @@ export class WorkerLoop {
   private readonly running = new Set<Running>();
   private readonly specs = new Map<string, WorkSpec>();
   private readonly keys = new Map<string, Promise<Uint8Array>>();
+  private readonly warmed = new Set<string>();
   private readonly engines = new Map<string, TileEngine>();
   private active: { ids: string[]; at: number } = { ids: [], at: 0 };
   private stopping = false;
@@ -179,12 +180,14 @@ export class WorkerLoop {
         this.logOnce(`active:${(err as Error).message}`, () => this.log.warn({ error: (err as Error).message }, `ignored an invalid active-jobs record: ${(err as Error).message}`));
       }
       this.active = { ids, at: Date.now() };
-      for (const id of [...this.engines.keys(), ...this.specs.keys(), ...this.keys.keys()]) {
+      for (const id of [...this.engines.keys(), ...this.specs.keys(), ...this.keys.keys(), ...this.warmed]) {
         if (ids.includes(id)) continue;
         this.engines.delete(id);
         this.specs.delete(id);
         this.keys.delete(id);
+        this.warmed.delete(id);
       }
+      for (const id of ids) if (!this.warmed.has(id)) this.warm(id);
     } catch (err) {
       this.logOnce(`active:read:${(err as Error).name}`, () => this.log.warn({ error: (err as Error).message }, `cannot read the active jobs: ${(err as Error).message}`));
       this.active.at = Date.now();
@@ -270,6 +273,7 @@ export class WorkerLoop {
     if (msg.jobId !== jobId) return { why: "forged", reason: `the message names job ${msg.jobId}` };
     if (d.tileId !== msg.tileId) return { why: "forged", reason: `its header names tile ${String(d.tileId).slice(0, 12)}, its payload tile ${msg.tileId.slice(0, 12)}` };
     let key: Uint8Array;
+    const spec = this.workSpec(jobId);
     try {
       key = await this.keyOf(jobId);
     } catch (err) {
@@ -281,9 +285,19 @@ export class WorkerLoop {
       return "retry";
     }
     if (!verifyTileMac(key, jobId, d.tileId, d.data, d.mac)) return { why: "forged", reason: d.mac ? "its authentication code does not match" : "it has no authentication code" };
-    const spec = await this.workSpec(jobId);
-    if (!spec) return { why: "unknown job", reason: `no readable work spec for job ${jobId}` };
-    return { msg, spec };
+    const workSpec = await spec;
+    if (!workSpec) return { why: "unknown job", reason: `no readable work spec for job ${jobId}` };
+    return { msg, spec: workSpec };
+  }
+
+  /** A job just became active: fetch its key, work spec and model now, before its first tile arrives. */
+  private warm(jobId: string): void {
+    this.warmed.add(jobId);
+    void (async () => {
+      await this.keyOf(jobId).catch(() => undefined);
+      const spec = await this.workSpec(jobId);
+      if (spec && !this.stopping) (await this.o.models.acquire(spec.modelHash, spec.modelFiles).catch(() => null))?.release();
+    })();
   }
 
   private keyOf(jobId: string): Promise<Uint8Array> {
