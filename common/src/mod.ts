@@ -49,6 +49,14 @@ export type { TileMessage } from "./tiles/codec.js";
 // kernels
 export { KERNEL_FILES, KERNEL_FORMAT, readKernel, writeKernel } from "./kernel/kernel-files.js";
 export type { KernelMetadata, UtilityKernel } from "./kernel/kernel-files.js";
+export { CHUNKED_FORMAT, CHUNKED_INDEX_FILE, parseChunkedIndex } from "./kernel/chunked-format.js";
+export type { ChunkEntry, ChunkedIndex } from "./kernel/chunked-format.js";
+export { ChunkedKernelWriter, chunkedFileNames } from "./kernel/chunked-writer.js";
+export type { ChunkedFinish, ChunkedWriterOptions } from "./kernel/chunked-writer.js";
+export { ChunkedKernel, balancedRanges, isChunkedKernelDir } from "./kernel/chunked-reader.js";
+export type { KernelChunk, ReadOptions } from "./kernel/chunked-reader.js";
+export { readChunkedKernel, readChunkedUtilityKernel, utilityKernelToChunked, writeChunkedKernel } from "./kernel/chunked-convert.js";
+export type { ChunkedExtras } from "./kernel/chunked-convert.js";
 
 // the bus: interfaces, in-memory and NATS implementations
 export type { BlobStore, KeyValueBucket, QueueSettings, TileDelivery, TileQueue, TileSource } from "./bus/types.js";
