@@ -1,0 +1,30 @@
+/**
+ * Public entry of distributed selection: the shard layout, the coordinator's run, shard hosts,
+ * and the transports (in process; NATS in nats-transport.ts).
+ */
+export type {
+  DistributedAlgorithm,
+  DistributedHooks,
+  DistributedObjective,
+  DistributedReport,
+  DistributedResult,
+  DistributedSettings,
+  HostReply,
+  HostRequest,
+  KernelSourceSpec,
+  RoundInfo,
+  ShardRange,
+  ShardScaling,
+} from "./types.js";
+export type { DistributedPlan } from "./run-distributed.js";
+export type { ColumnBlock, ShardLayout } from "./layout.js";
+export type { ShardTransport, InProcessOptions } from "./transport.js";
+export type { ColumnReader, ShardHostOptions } from "./shard-host.js";
+
+export { runDistributedSelection } from "./run-distributed.js";
+export { distributedObjective } from "./objective.js";
+export { DEFAULT_PARTS, memoryBlocks, partQuotas, shardLayout } from "./layout.js";
+export { InProcessTransport, columnView } from "./transport.js";
+export { ShardHost } from "./shard-host.js";
+export { decodeReply, decodeRequest, encodeReply, encodeRequest } from "./messages.js";
+export { HostLostError, NoShardHostsError, ShardFailedError, ShardNotLoadedError, isHostLostError } from "./errors.js";
