@@ -33,12 +33,15 @@ type RunOptions = {
   hooks?: DistributedHooks;
   transport?: ShardTransport;
   blockWidth?: number;
+  /** Hand a copy of the kernel over (shards then drop the entries coverage has passed). */
+  handOver?: boolean;
 };
 
 async function runInProcess(kernel: CscKernel, k: number, o: RunOptions): Promise<DistributedResult> {
   const parts = o.settings?.parts ?? o.shards;
   const layout = shardLayout(memoryBlocks(kernel, o.blockWidth ?? 16), o.shards, o.settings?.algorithm === "partition" ? parts : o.shards);
-  const transport = o.transport ?? new InProcessTransport(o.hosts ?? 2, { memory: new Map([["k", kernel]]), codec: o.codec });
+  const given = o.handOver ? { ...kernel, rowIdx: kernel.rowIdx.slice(), values: kernel.values.slice() } : kernel;
+  const transport = o.transport ?? new InProcessTransport(o.hosts ?? 2, { memory: new Map([["k", given]]), codec: o.codec, handOver: o.handOver });
   return runDistributedSelection(
     { session: "t1", nRows: kernel.nRows, nCols: kernel.nCols, shards: layout.shards, parts: layout.parts, source: { kind: "memory", key: "k" }, scaling: null },
     transport,
@@ -87,8 +90,8 @@ test("bands: the same picks, gains and f(A) as central lazy greedy for FL, FLMI 
     for (const objective of objectives) {
       for (const k of [1, Math.ceil(0.3 * n), n]) {
         const central = lazyGreedy(kernel, { k, objective });
-        for (const [shards, hosts, codec] of [[1, 1, false], [2, 2, true], [5, 3, false]] as const) {
-          const r = await runInProcess(kernel, k, { shards, hosts, codec, objective });
+        for (const [shards, hosts, codec, handOver] of [[1, 1, false, false], [2, 2, true, true], [5, 3, false, true]] as const) {
+          const r = await runInProcess(kernel, k, { shards, hosts, codec, objective, handOver });
           sameSelection(r, central, `${name} ${objective.kind} k=${k} shards=${shards}`);
           assert.is(r.distributed.shards, shards);
         }

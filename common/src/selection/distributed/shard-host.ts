@@ -111,7 +111,7 @@ export class ShardHost {
         scaleValuesInPlace(kernel.values, request.scaling.scaling, request.scaling.range);
       }
       checkKernel(kernel, true);
-      const shard = new SelectionShard(spec.range, kernel, session.coverage);
+      const shard = new SelectionShard(spec.range, kernel, session.coverage, read.owned);
       shard.markSelected(spec.selected);
       if (spec.allowed) shard.restrict(spec.allowed);
       const { maxBound, evaluations } = shard.refreshBounds();

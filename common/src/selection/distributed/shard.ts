@@ -26,6 +26,12 @@ const EXCLUDED = 2;
 export class SelectionShard {
   private readonly bound: Float64Array;
   private readonly state: Uint8Array;
+  /**
+   * End of each column's live entries. Once coverage reaches an entry it can never count again,
+   * so when the shard owns its arrays, each evaluation in a round moves the column's live entries
+   * to its front (same order, so the same sums) and later evaluations read only those.
+   */
+  private readonly liveEnd: Uint32Array;
   private rounds = 0;
 
   constructor(
@@ -33,12 +39,15 @@ export class SelectionShard {
     /** Columns of the range, column 0 = range.colStart, values already scaled. */
     readonly kernel: CscKernel,
     private readonly coverage: HostCoverage,
+    /** Whether the shard may reorder the kernel's entries (it owns them). */
+    private readonly compact = false,
   ) {
     const cols = range.colEnd - range.colStart;
     if (kernel.nCols !== cols) throw new ConfigError(`shard ${range.id}: kernel has ${kernel.nCols} columns, the range ${cols}`);
     if (kernel.nRows !== coverage.cur.length) throw new ConfigError(`shard ${range.id}: kernel has ${kernel.nRows} rows, coverage ${coverage.cur.length}`);
     this.bound = new Float64Array(cols);
     this.state = new Uint8Array(cols);
+    this.liveEnd = kernel.colPtr.slice(1);
   }
 
   /** Marks columns (global indices) as picked; those outside the range are ignored. */
@@ -101,7 +110,7 @@ export class SelectionShard {
         if (b > maxBound) maxBound = b;
         continue;
       }
-      const g = this.gain(q);
+      const g = this.compact ? this.gainCompacting(q) : this.gain(q);
       evaluations++;
       bound[q] = g;
       if (g >= tau) found.push(q);
@@ -155,7 +164,7 @@ export class SelectionShard {
   private gain(q: number): number {
     const { colPtr, rowIdx, values } = this.kernel;
     const { cur, cap } = this.coverage;
-    const end = colPtr[q + 1];
+    const end = this.liveEnd[q];
     let sum = 0;
     if (cap === null) {
       for (let p = colPtr[q]; p < end; p++) {
@@ -174,6 +183,41 @@ export class SelectionShard {
     return sum;
   }
 
+  /** gain(q), moving the column's live entries (those still above coverage) to its front. */
+  private gainCompacting(q: number): number {
+    const { colPtr, rowIdx, values } = this.kernel;
+    const { cur, cap } = this.coverage;
+    const end = this.liveEnd[q];
+    let sum = 0;
+    let w = colPtr[q];
+    if (cap === null) {
+      for (let p = colPtr[q]; p < end; p++) {
+        const r = rowIdx[p];
+        const v = values[p];
+        const d = v - cur[r];
+        if (d > 0) {
+          sum += d;
+          rowIdx[w] = r;
+          values[w++] = v;
+        }
+      }
+    } else {
+      for (let p = colPtr[q]; p < end; p++) {
+        const r = rowIdx[p];
+        const v = values[p];
+        const c = cap[r];
+        const d = (v < c ? v : c) - cur[r];
+        if (d > 0) {
+          sum += d;
+          rowIdx[w] = r;
+          values[w++] = v;
+        }
+      }
+    }
+    this.liveEnd[q] = w;
+    return sum;
+  }
+
   /**
    * The entries of the found columns that can still raise coverage (capped value above cur), in
    * column order: the coordinator recomputes exact gains from them as the round's picks land.
@@ -186,9 +230,10 @@ export class SelectionShard {
     const gains = new Float64Array(found.length);
     const ptr = new Uint32Array(found.length + 1);
     let live = 0;
+    const { liveEnd } = this;
     for (let t = 0; t < found.length; t++) {
       const q = found[t];
-      for (let p = colPtr[q]; p < colPtr[q + 1]; p++) {
+      for (let p = colPtr[q]; p < liveEnd[q]; p++) {
         const r = rowIdx[p];
         const v = cap === null || values[p] < cap[r] ? values[p] : cap[r];
         if (v > cur[r]) live++;
@@ -201,7 +246,7 @@ export class SelectionShard {
       const q = found[t];
       cols[t] = q + this.range.colStart;
       gains[t] = this.bound[q];
-      for (let p = colPtr[q]; p < colPtr[q + 1]; p++) {
+      for (let p = colPtr[q]; p < liveEnd[q]; p++) {
         const r = rowIdx[p];
         const v = cap === null || values[p] < cap[r] ? values[p] : cap[r];
         if (v > cur[r]) {

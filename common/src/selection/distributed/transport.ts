@@ -23,6 +23,11 @@ export interface ShardTransport {
 export type InProcessOptions = {
   /** Kernels the hosts may read by key ({ kind: "memory", key }); their values must already be scaled. */
   memory?: Map<string, CscKernel>;
+  /**
+   * The in-memory kernels are handed over: shards may reorder their entries (dropping entries
+   * coverage has passed, a large saving late in a selection), which leaves them unusable after.
+   */
+  handOver?: boolean;
   /** Pass every message through the wire codec (validation and byte counts, as over NATS). */
   codec?: boolean;
   log?: (line: string) => void;
@@ -44,7 +49,7 @@ export class InProcessTransport implements ShardTransport {
       if (source.kind === "memory") {
         const kernel = memory.get(source.key);
         if (!kernel) throw new ConfigError(`no in-memory kernel "${source.key}"`);
-        return { kernel: columnView(kernel, a, b), owned: false };
+        return { kernel: columnView(kernel, a, b), owned: options.handOver === true };
       }
       return defaultReader(source, a, b);
     };
