@@ -23,6 +23,8 @@ export type { ColumnReader, ShardHostOptions } from "./shard-host.js";
 
 export { runDistributedSelection } from "./run-distributed.js";
 export { distributedObjective } from "./objective.js";
+export { DEFAULT_SELECT_MEMORY, centralSelectionBytes, chooseSelection } from "./choose.js";
+export type { ChoiceInput, SelectionChoice } from "./choose.js";
 export { DEFAULT_PARTS, memoryBlocks, partQuotas, shardLayout } from "./layout.js";
 export { InProcessTransport, columnView } from "./transport.js";
 export { ShardHost } from "./shard-host.js";

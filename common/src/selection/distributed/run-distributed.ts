@@ -22,7 +22,7 @@
  * current coverage and picks, and the round is asked again. Shards' answers depend only on that
  * state, so the result is the same as without the fault.
  */
-import { AbortedError, ConfigError, ProtocolError } from "../../errors.js";
+import { AbortedError, ConfigError, InputError, ProtocolError } from "../../errors.js";
 import { atOrBefore, CandidateHeap } from "./candidate-heap.js";
 import { HostLostError, NoShardHostsError, ShardFailedError, ShardNotLoadedError, isHostLostError } from "./errors.js";
 import { partQuotas } from "./layout.js";
@@ -522,7 +522,7 @@ function columnsWhere(mask: Uint8Array, range: ShardRange, value: number): Uint3
 function checkReply(reply: HostReply, host: string): HostReply {
   if (reply.kind !== "error") return reply;
   if (reply.name === "ShardNotLoadedError") throw new ShardNotLoadedError(`host ${host}: ${reply.message}`);
-  if (reply.name === "InputError") throw new ShardFailedError(`host ${host} cannot read the kernel: ${reply.message}`, { cause: { name: "InputError" } });
+  if (reply.name === "InputError") throw new InputError({ file: `shard host ${host}` }, reply.message);
   throw new HostError(host, reply.name, reply.message);
 }
 
@@ -539,7 +539,7 @@ class HostError extends Error {
 }
 
 function isFatal(err: unknown): boolean {
-  return err instanceof ShardFailedError || err instanceof ConfigError || err instanceof NoShardHostsError || err instanceof AbortedError;
+  return err instanceof ShardFailedError || err instanceof ConfigError || err instanceof InputError || err instanceof NoShardHostsError || err instanceof AbortedError;
 }
 
 export { HostLostError };
