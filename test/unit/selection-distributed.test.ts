@@ -258,4 +258,22 @@ test("partition: the same picks on 1, 2 or 4 shards (parts are fixed); f(A) clos
   }
 });
 
+test("runSelectionSharded: the three stages (FL, FLMI with Q, FLCG with E) give runSelection's lazy-greedy outcome on 3 in-process shards", async () => {
+  const { runSelection, runSelectionSharded } = await import("../../coordinator/src/select/run-selection.js");
+  const fresh = (seed: number, rows: number, cols: number) => randomSparseKernel({ nRows: rows, nCols: cols, perColumn: 7, seed });
+  for (const stage of ["instruction", "task", "continual"] as const) {
+    const make = () => ({
+      main: fresh(71, 400, 400),
+      second: stage === "task" ? fresh(72, 30, 400) : stage === "continual" ? fresh(73, 400, 30) : null,
+    });
+    const settings = { stage, k: 120, optimizer: "lazy" as const, epsilon: 0.01, seed: 0, scaling: "min-max" as const, eta: 0.8, nu: 1.1, compareWithLazy: "never" as const };
+    const central = runSelection(make(), settings);
+    const sharded = await runSelectionSharded(make(), { ...settings, compareWithLazy: "always" }, { shards: 3 });
+    sameSelection(sharded.result, central.result, stage);
+    assert.is(sharded.valueOfAll, central.valueOfAll);
+    assert.is(sharded.lazy!.value, sharded.result.value);
+    assert.is(sharded.distributed!.shards, 3);
+  }
+});
+
 test.run();

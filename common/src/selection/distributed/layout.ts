@@ -30,8 +30,11 @@ export function shardLayout(blocks: ColumnBlock[], shardCount: number, partCount
   return { shards, parts };
 }
 
-/** Fixed-width column blocks of an in-memory kernel, weighted by entries. */
-export function memoryBlocks(kernel: CscKernel, width = 4096): ColumnBlock[] {
+/**
+ * Column blocks of an in-memory kernel, weighted by entries: at most 4,096 columns each and at
+ * least 256 blocks when there are that many columns. They depend on the kernel alone.
+ */
+export function memoryBlocks(kernel: CscKernel, width = Math.min(4096, Math.max(1, Math.ceil(kernel.nCols / 256)))): ColumnBlock[] {
   const blocks: ColumnBlock[] = [];
   for (let a = 0; a < kernel.nCols; a += width) {
     const b = Math.min(kernel.nCols, a + width);
