@@ -214,9 +214,9 @@ test("garbage, forged and unframed messages on a host's subjects are dropped; th
       return hd;
     };
     s.nc.publish(subject, randomBytes(300));
-    s.nc.publish(subject, randomBytes(300), { headers: h([["Delift-Msg", "m1"], ["Delift-Part", "0/1/300"]]), reply: "_INBOX.x" });
-    s.nc.publish(subject, randomBytes(10), { headers: h([["Delift-Msg", "m2"], ["Delift-Part", "5/2/10"]]) });
-    s.nc.publish(subject, randomBytes(10), { headers: h([["Delift-Msg", "../x"], ["Delift-Part", "0/1/10"]]) });
+    s.nc.publish(subject, randomBytes(300), { headers: h([["Delift-Msg", "m1"], ["Delift-Part", "0/1/300/300"]]), reply: "_INBOX.x" });
+    s.nc.publish(subject, randomBytes(10), { headers: h([["Delift-Msg", "m2"], ["Delift-Part", "5/2/10/5"]]) });
+    s.nc.publish(subject, randomBytes(10), { headers: h([["Delift-Msg", "../x"], ["Delift-Part", "0/1/10/10"]]) });
     s.nc.publish(`${subject}.ping`, randomBytes(20), { reply: "_INBOX.y" });
     s.nc.publish(`delift.select.${pool}.hosts`, randomBytes(40));
     await s.nc.flush();

@@ -20,7 +20,7 @@ export function frameMessage(payload: Uint8Array, msgId: string, frameBytes: num
   for (let i = 0; i < count; i++) {
     const h = natsHeaders();
     h.set(MSG_HEADER, msgId);
-    h.set(PART_HEADER, `${i}/${count}/${payload.byteLength}`);
+    h.set(PART_HEADER, `${i}/${count}/${payload.byteLength}/${frameBytes}`);
     if (i === 0 && signature !== null) h.set(SIG_HEADER, signature);
     frames.push({ headers: h, data: payload.subarray(i * frameBytes, Math.min(payload.byteLength, (i + 1) * frameBytes)) });
   }
@@ -29,7 +29,8 @@ export function frameMessage(payload: Uint8Array, msgId: string, frameBytes: num
 
 export type Assembled = { msgId: string; payload: Uint8Array; signature: string | null; reply: string | undefined };
 
-type Partial = { count: number; total: number; parts: (Uint8Array | undefined)[]; received: number; bytes: number; signature: string | null; reply: string | undefined; touched: number };
+/** A message being assembled: frames are copied straight to their place in one buffer. */
+type Partial = { count: number; total: number; frameBytes: number; buffer: Uint8Array; got: Uint8Array; received: number; bytes: number; signature: string | null; reply: string | undefined; touched: number };
 
 export class FrameAssembler {
   private readonly partial = new Map<string, Partial>();
@@ -49,13 +50,18 @@ export class FrameAssembler {
   add(msg: Msg): Assembled | null {
     const msgId = msg.headers?.get(MSG_HEADER) ?? "";
     if (!MSG_ID.test(msgId)) throw new ProtocolError("selection frame without a valid message id");
-    const m = /^(\d{1,9})\/(\d{1,9})\/(\d{1,15})$/.exec(msg.headers?.get(PART_HEADER) ?? "");
+    const m = /^(\d{1,9})\/(\d{1,9})\/(\d{1,15})\/(\d{1,10})$/.exec(msg.headers?.get(PART_HEADER) ?? "");
     if (!m) throw new ProtocolError(`selection frame ${msgId}: bad ${PART_HEADER} header`);
     const index = Number(m[1]);
     const count = Number(m[2]);
     const total = Number(m[3]);
-    if (count < 1 || index >= count || total > this.maxBytes || count > total + 1) throw new ProtocolError(`selection frame ${msgId}: part ${index}/${count} of ${total} bytes is out of bounds`);
+    const frameBytes = Number(m[4]);
+    if (count < 1 || index >= count || total > this.maxBytes || frameBytes < 1 || count !== Math.max(1, Math.ceil(total / frameBytes))) {
+      throw new ProtocolError(`selection frame ${msgId}: part ${index}/${count} of ${total} bytes is out of bounds`);
+    }
     const data = msg.data;
+    const at = index * frameBytes;
+    if (data.byteLength !== Math.min(frameBytes, total - at)) throw new ProtocolError(`selection frame ${msgId}: part ${index} has ${data.byteLength} bytes, expected ${Math.min(frameBytes, total - at)}`);
     const now = Date.now();
     for (const [id, p] of this.partial) if (now - p.touched > this.maxAgeMs) this.partial.delete(id);
     let p = this.partial.get(msgId);
@@ -64,21 +70,18 @@ export class FrameAssembler {
         const oldest = [...this.partial].sort((a, b) => a[1].touched - b[1].touched)[0][0];
         this.partial.delete(oldest);
       }
-      p = { count, total, parts: new Array(count), received: 0, bytes: 0, signature: null, reply: msg.reply, touched: now };
+      p = { count, total, frameBytes, buffer: new Uint8Array(total), got: new Uint8Array(count), received: 0, bytes: 0, signature: null, reply: msg.reply, touched: now };
       this.partial.set(msgId, p);
     }
-    if (p.count !== count || p.total !== total) {
+    if (p.count !== count || p.total !== total || p.frameBytes !== frameBytes) {
       this.partial.delete(msgId);
       throw new ProtocolError(`selection frame ${msgId}: frames disagree on the message's size`);
     }
     p.touched = now;
-    if (p.parts[index] !== undefined) return null;
-    if (p.bytes + data.byteLength > total) {
-      this.partial.delete(msgId);
-      throw new ProtocolError(`selection frame ${msgId}: more bytes than announced`);
-    }
-    // The frame's buffer belongs to the connection's read loop: keep a copy.
-    p.parts[index] = data.slice();
+    if (p.got[index] === 1) return null;
+    // The frame's buffer belongs to the connection's read loop: copy it to its place.
+    p.buffer.set(data, at);
+    p.got[index] = 1;
     p.received++;
     p.bytes += data.byteLength;
     if (index === 0) p.signature = msg.headers?.get(SIG_HEADER) || null;
@@ -86,22 +89,11 @@ export class FrameAssembler {
     if (p.received < count) return null;
     this.partial.delete(msgId);
     if (p.bytes !== total) throw new ProtocolError(`selection frame ${msgId}: ${p.bytes} bytes, ${total} announced`);
-    const payload = count === 1 ? p.parts[0]! : concat(p.parts as Uint8Array[], total);
-    return { msgId, payload, signature: p.signature, reply: p.reply };
+    return { msgId, payload: p.buffer, signature: p.signature, reply: p.reply };
   }
 
   /** Forgets a message's frames (a retry will send them again). */
   drop(msgId: string): void {
     this.partial.delete(msgId);
   }
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }
