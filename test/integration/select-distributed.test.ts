@@ -12,14 +12,17 @@ import { join } from "node:path";
 import { connect, headers, type NatsConnection } from "@nats-io/transport-node";
 import { ChunkedKernel, writeChunkedKernel } from "../../common/src/mod.js";
 import { lazyGreedy, randomSparseKernel, rowMaxima, scaleKernelInPlace, type CscKernel, type Objective, type SelectionResult } from "../../common/src/selection/mod.js";
+import { NatsBlobStore } from "../../common/src/mod.js";
 import {
   HmacAuthenticator,
   NatsShardTransport,
+  publishChunkedKernel,
   distributedObjective,
   runDistributedSelection,
   shardLayout,
   type DistributedHooks,
   type DistributedResult,
+  type KernelSourceSpec,
   type MessageAuthenticator,
 } from "../../common/src/selection/distributed/mod.js";
 import { NatsServer } from "../helpers/nats-server.js";
@@ -94,7 +97,7 @@ async function select(
   pool: string,
   path: string,
   k: number,
-  o: { shards: number; objective?: Objective; hooks?: DistributedHooks; auth?: MessageAuthenticator; session?: string },
+  o: { shards: number; objective?: Objective; hooks?: DistributedHooks; auth?: MessageAuthenticator; session?: string; source?: KernelSourceSpec },
 ): Promise<DistributedResult> {
   const opened = await ChunkedKernel.open(path);
   const layout = shardLayout(opened.index.chunks.map((c) => ({ colStart: c.colStart, colEnd: c.colEnd, weight: c.nnz })), o.shards, o.shards);
@@ -107,7 +110,7 @@ async function select(
         nCols: opened.nCols,
         shards: layout.shards,
         parts: layout.parts,
-        source: { kind: "chunked-dir", path },
+        source: o.source ?? { kind: "chunked-dir", path },
         scaling: { scaling: "min-max", range: opened.index.valueRange },
       },
       transport,
@@ -196,6 +199,22 @@ test("a shard host SIGKILLed between rounds, and another in the middle of one: s
     assert.is(faulty.distributed.hosts, 1, "all shards ended on the one host left");
     assert.ok(moved.some((m) => m.includes(`:${pool}-h1->`)) && moved.some((m) => m.includes(`:${pool}-h2->${pool}-h0`)), moved.join(" "));
     assert.match(s.hosts[0].log, /holds shard \d/);
+  } finally {
+    await teardown(s);
+  }
+});
+
+test("shard hosts read their ranges from the cluster's object store (only the chunks they need); the same picks", async () => {
+  const pool = "p-objects";
+  const s = await setup(pool, 2);
+  try {
+    const { path, scaled } = await kernelOnDisk(s.dir.path, 2500, 10, 13);
+    const bucket = "delift-kernels-test";
+    await publishChunkedKernel(await NatsBlobStore.open(s.nc, bucket), path, "job-1/kernel");
+    const k = 700;
+    const r = await select(s, pool, path, k, { shards: 2, source: { kind: "blob-store", bucket, prefix: "job-1/kernel" } });
+    sameSelection(r, lazyGreedy(scaled, { k }), "from the object store");
+    for (const h of s.hosts) assert.match(h.log, /holds shard \d/);
   } finally {
     await teardown(s);
   }

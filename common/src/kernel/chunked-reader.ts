@@ -40,8 +40,12 @@ export class ChunkedKernel {
     readonly index: ChunkedIndex,
   ) {}
 
-  /** Reads and checks the index, and that every chunk file is there with its full size (a torn write shows here). */
-  static async open(dir: string): Promise<ChunkedKernel> {
+  /**
+   * Reads and checks the index, and that every chunk file is there with its full size (a torn
+   * write shows here). With partial, only the files present are checked: a copy holding just the
+   * chunks one shard reads (each read still checks size and sha256).
+   */
+  static async open(dir: string, options: { partial?: boolean } = {}): Promise<ChunkedKernel> {
     requireLittleEndian();
     const path = join(dir, CHUNKED_INDEX_FILE);
     let text: string;
@@ -61,6 +65,7 @@ export class ChunkedKernel {
     for (const f of [...index.chunks, ...side]) {
       const file = join(dir, f.file);
       const size = await stat(file).then((s) => s.size, (err: NodeJS.ErrnoException) => {
+        if (options.partial && err.code === "ENOENT") return f.bytes;
         throw new InputError({ file }, `missing: ${err.code ?? err.message}`, { cause: err });
       });
       if (size !== f.bytes) throw new InputError({ file }, `size ${size} bytes, the index says ${f.bytes} (torn or truncated write?)`);

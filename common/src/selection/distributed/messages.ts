@@ -190,7 +190,13 @@ function unpack(data: Uint8Array, what: string): Record<string, unknown> {
 function source(value: unknown, local: boolean): KernelSourceSpec {
   const o = object(value, "source");
   if (local && o.kind === "memory") return { kind: "memory", key: text(o.key, "source.key") };
-  if (o.kind !== "chunked-dir") throw new ProtocolError(`shard request: source kind ${describe(o.kind)} cannot travel (only chunked-dir)`);
+  if (o.kind === "blob-store") {
+    const bucket = text(o.bucket, "source.bucket");
+    const prefix = text(o.prefix, "source.prefix");
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(bucket) || !/^[A-Za-z0-9_.\/-]{1,256}$/.test(prefix) || prefix.includes("..")) throw new ProtocolError("shard request: bad blob-store source");
+    return { kind: "blob-store", bucket, prefix };
+  }
+  if (o.kind !== "chunked-dir") throw new ProtocolError(`shard request: source kind ${describe(o.kind)} cannot travel (only chunked-dir and blob-store)`);
   const path = text(o.path, "source.path");
   if (path.length === 0 || path.includes("\0")) throw new ProtocolError("shard request: bad source path");
   return { kind: "chunked-dir", path };

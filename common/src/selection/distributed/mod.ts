@@ -36,3 +36,4 @@ export { NatsShardTransport } from "./nats-transport.js";
 export type { NatsTransportOptions } from "./nats-transport.js";
 export { serveShardHost } from "./nats-shard-host.js";
 export type { NatsShardHostOptions, ServedShardHost } from "./nats-shard-host.js";
+export { blobColumnReader, publishChunkedKernel } from "./blob-source.js";

@@ -42,7 +42,7 @@ export class ShardHost {
     readonly id: string,
     private readonly options: ShardHostOptions = {},
   ) {
-    this.readColumns = options.readColumns ?? ((source, a, b) => this.readChunked(source, a, b));
+    this.readColumns = options.readColumns ?? chunkedDirReader;
   }
 
   /** Sessions and shards held now (for status lines and tests). */
@@ -111,7 +111,7 @@ export class ShardHost {
         scaleValuesInPlace(kernel.values, request.scaling.scaling, request.scaling.range);
       }
       // A chunked read checked the structure already, and scaling leaves no negative value.
-      if (!(request.source.kind === "chunked-dir" && request.scaling)) checkKernel(kernel, true);
+      if (!(request.source.kind !== "memory" && request.scaling)) checkKernel(kernel, true);
       const shard = new SelectionShard(spec.range, kernel, session.coverage, read.owned);
       shard.markSelected(spec.selected);
       if (spec.allowed) shard.restrict(spec.allowed);
@@ -171,13 +171,14 @@ export class ShardHost {
     if (this.sessions.size >= max) throw new ConfigError(`host ${this.id} already holds ${this.sessions.size} selection sessions`);
   }
 
-  private async readChunked(source: KernelSourceSpec, colStart: number, colEnd: number): Promise<{ kernel: CscKernel; owned: boolean }> {
-    if (source.kind !== "chunked-dir") throw new ConfigError(`host ${this.id} cannot read a "${source.kind}" kernel source`);
-    const kernel = await (await ChunkedKernel.open(source.path)).readColumns(colStart, colEnd);
-    return { kernel, owned: true };
-  }
 }
 
+/** Chunked kernel directories on this machine's file system (the default reader). */
+export const chunkedDirReader: ColumnReader = async (source, colStart, colEnd) => {
+  if (source.kind !== "chunked-dir") throw new ConfigError(`this host cannot read a "${source.kind}" kernel source`);
+  return { kernel: await (await ChunkedKernel.open(source.path)).readColumns(colStart, colEnd), owned: true };
+};
+
 function describeSource(source: KernelSourceSpec): string {
-  return source.kind === "chunked-dir" ? source.path : `in-memory kernel ${source.key}`;
+  return source.kind === "chunked-dir" ? source.path : source.kind === "blob-store" ? `object store ${source.bucket}:${source.prefix}` : `in-memory kernel ${source.key}`;
 }

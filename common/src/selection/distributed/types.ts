@@ -27,6 +27,8 @@ export type ShardRange = { id: number; colStart: number; colEnd: number };
  */
 export type KernelSourceSpec =
   | { kind: "chunked-dir"; path: string }
+  /** The chunked files as objects PREFIX/FILE of a NATS object store bucket (publishChunkedKernel). */
+  | { kind: "blob-store"; bucket: string; prefix: string }
   | { kind: "memory"; key: string };
 
 /** How raw stored values become kernel values on the shard (nothing to do for an already scaled in-memory kernel). */
