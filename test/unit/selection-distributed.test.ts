@@ -21,6 +21,8 @@ import {
   type HostReply,
   type HostRequest,
   type ShardTransport,
+  chooseSelection,
+  partQuotas,
 } from "../../common/src/selection/distributed/mod.js";
 import { tempDir } from "../helpers/paths.js";
 
@@ -274,6 +276,23 @@ test("runSelectionSharded: the three stages (FL, FLMI with Q, FLCG with E) give 
     assert.is(sharded.lazy!.value, sharded.result.value);
     assert.is(sharded.distributed!.shards, 3);
   }
+});
+
+test("choice rule: central while the kernel fits the selection memory, bands over shards when it does not or when asked", () => {
+  const gib = 1024 ** 3;
+  assert.is(chooseSelection({ nnz: 64e6, nCols: 1e6, shards: null }).mode, "central");
+  const big = chooseSelection({ nnz: 320e6, nCols: 1e7, shards: null, memoryBytes: gib });
+  assert.equal([big.mode, big.mode === "distributed" && big.algorithm, big.mode === "distributed" && big.shards], ["distributed", "bands", 7]);
+  const asked = chooseSelection({ nnz: 100, nCols: 10, shards: 3 });
+  assert.equal([asked.mode, asked.mode === "distributed" && asked.shards], ["distributed", 3]);
+  assert.throws(() => chooseSelection({ nnz: 100, nCols: 10, shards: 0 }), /positive integer/);
+});
+
+test("partition quotas: oversample * k apportioned by part size, each at least 1 and at most its part", () => {
+  const parts = [{ colStart: 0, colEnd: 10 }, { colStart: 10, colEnd: 40 }, { colStart: 40, colEnd: 41 }];
+  assert.equal(partQuotas(parts, 12, 1), [3, 9, 1]);
+  assert.equal(partQuotas(parts, 12, 2).reduce((a, b) => a + b, 0) >= 24, true);
+  assert.equal(partQuotas(parts, 41, 3), [10, 30, 1]);
 });
 
 test.run();

@@ -24,7 +24,7 @@
  */
 import { AbortedError, ConfigError, InputError, ProtocolError } from "../../errors.js";
 import { atOrBefore, CandidateHeap } from "./candidate-heap.js";
-import { HostLostError, NoShardHostsError, ShardFailedError, ShardNotLoadedError, isHostLostError } from "./errors.js";
+import { NoShardHostsError, ShardFailedError, ShardNotLoadedError, isHostLostError } from "./errors.js";
 import { partQuotas } from "./layout.js";
 import type { ShardTransport } from "./transport.js";
 import type {
@@ -542,4 +542,3 @@ function isFatal(err: unknown): boolean {
   return err instanceof ShardFailedError || err instanceof ConfigError || err instanceof InputError || err instanceof NoShardHostsError || err instanceof AbortedError;
 }
 
-export { HostLostError };
