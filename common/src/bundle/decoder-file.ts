@@ -8,7 +8,8 @@ import { ModelError } from "../errors.js";
  * half of a split export (delift runs it with an empty past for the first tokens). The same under
  * onnx/, the layout of ONNX repositories that keep the tokenizer at the top.
  */
-export const DECODER_FILES = ["model.onnx", "decoder_model_merged.onnx", "decoder_with_past_model.onnx"].flatMap((f) => [f, `onnx/${f}`]);
+const NAMES = ["model.onnx", "decoder_model_merged.onnx", "decoder_with_past_model.onnx"];
+export const DECODER_FILES = [...NAMES, ...NAMES.map((f) => `onnx/${f}`)];
 
 export async function findDecoderFile(dir: string): Promise<string> {
   for (const name of DECODER_FILES) if (await isFile(join(dir, name))) return name;

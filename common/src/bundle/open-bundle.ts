@@ -41,12 +41,8 @@ export async function openBundle(dir: string): Promise<ModelBundle> {
     const ok = await stat(join(root, name)).then((s) => s.isFile(), () => false);
     if (!ok) throw new ModelError(`model bundle ${root}: file "${name}" ${hasManifest ? "named in manifest.json" : "of the export"} is missing`);
   }
-  const onnxFiles = named.filter((f) => f.endsWith(".onnx"));
-  const external = (await Promise.all(onnxFiles.map((f) => externalDataFiles(root, f)))).flat();
-  const files = [...new Set([...named, ...external, ...configFiles])].sort();
-
   const fileHashes: Record<string, string> = {};
-  for (const name of files) {
+  const hashFile = async (name: string) => {
     const actual = await sha256File(join(root, name)).catch((err) => {
       throw new ModelError(`model bundle ${root}: cannot read ${name}: ${(err as Error).message}`, { cause: err });
     });
@@ -55,7 +51,13 @@ export async function openBundle(dir: string): Promise<ModelBundle> {
       throw new ModelError(`model bundle ${root}: ${name} has sha256 ${actual}, the manifest says ${expected} (corrupt or replaced file)`);
     }
     fileHashes[name] = actual;
-  }
+  };
+  // The named files first: a corrupt or replaced file is reported as that before anything parses it.
+  for (const name of named) await hashFile(name);
+  const onnxFiles = named.filter((f) => f.endsWith(".onnx"));
+  const external = (await Promise.all(onnxFiles.map((f) => externalDataFiles(root, f)))).flat();
+  const files = [...new Set([...named, ...external, ...configFiles])].sort();
+  for (const name of files) if (!(name in fileHashes)) await hashFile(name);
   const hash = sha256Hex("delift-bundle/1\n", ...files.map((n) => `${n}:${fileHashes[n]}\n`));
   return {
     dir: root,
