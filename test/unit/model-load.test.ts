@@ -3,10 +3,11 @@ import * as assert from "uvu/assert";
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { copyFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type BlobStore, bundleFiles, isModelError, isWorkerHealthError, modelBlobName, openBundle } from "../../common/src/mod.js";
+import { type BlobStore, bundleFiles, cudaProviderStatus, isModelError, isWorkerHealthError, modelBlobName, openBundle } from "../../common/src/mod.js";
 import { inspectModel, loadOnnxCausalLm, ModelCache, prepareModelGraph, type CausalLm } from "../../worker/src/mod.js";
 import { checkCachePath } from "../../worker/src/model/trial-run.js";
 import { classifyLoadError, classifyRunError } from "../../worker/src/model/session-errors.js";
+import { CliProcess } from "../helpers/cluster.js";
 import { FIXTURES, TINY_MODEL, tempDir } from "../helpers/paths.js";
 
 const MODELS = join(FIXTURES, "models");
@@ -154,6 +155,15 @@ test("a worker's model cache fetches every file of an external-data export, unde
   } finally {
     dir.cleanup();
   }
+});
+
+test("a worker started with --device cuda where the CUDA provider is missing says so at once and exits", async () => {
+  if (cudaProviderStatus().available) return; // a GPU node with the provider installed: nothing to refuse
+  const worker = CliProcess.spawn("worker", ["worker", "--nats", "nats://127.0.0.1:1", "--device", "cuda"]);
+  assert.is(await worker.wait(), 2, worker.log);
+  assert.match(worker.log, /--device cuda: onnxruntime-node's CUDA provider is not installed: .*libonnxruntime_providers_cuda\.so/);
+  assert.match(worker.log, /ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules\/onnxruntime-node\/script\/install\.js/);
+  assert.not.match(worker.log, /worker ready|NATS/);
 });
 
 test.run();
