@@ -18,7 +18,7 @@ export directory (config.json, generation_config.json, tokenizer.json, tokenizer
   qwen2            model.onnx
   qwen2-merged     decoder_model_merged.onnx (optimum's If over use_cache_branch; built like optimum's merge_decoders)
   qwen2-fp16       model.onnx with float16 weights and cache
-  qwen2-bf16       model.onnx with bfloat16 weights (onnxruntime's CPU provider cannot run it: an error test)
+  qwen2-bf16       model.onnx with bfloat16 weights (onnxruntime's CPU provider has no bfloat16 kernels: delift widens it)
   llama            model.onnx + model.onnx_data (all weights in one external file, as optimum saves large models)
   llama-tensors    model.onnx + one external file per tensor
   phi3             decoder_model.onnx + decoder_with_past_model.onnx (a split export)
@@ -423,12 +423,12 @@ def parity(tok, family: str) -> Path:
     return path
 
 
-def reference(family: str, export_dir: Path, eos: int, pad: int, threads: int) -> Path:
-    out = OUT / f"reference-{family}.json"
+def reference(family: str, export_dir: Path, eos: int, pad: int, threads: int, weights: str = "float32") -> Path:
+    out = OUT / (f"reference-{family}.json" if weights == "float32" else f"reference-{family}-{weights}.json")
     rel = lambda p: os.path.relpath(p, ROOT)  # noqa: E731
     subprocess.run([sys.executable, rel(REFERENCE), "--model", rel(export_dir), "--checkpoint", rel(OUT / "checkpoints" / family),
                     "--eos-id", str(eos), "--pad-id", str(pad), "--data", rel(EVAL), "--n", str(REF_SAMPLES), "--max-len", str(CONTEXT),
-                    "--threads", str(threads), "--out", rel(out)], check=True, cwd=ROOT)
+                    "--threads", str(threads), "--weights-dtype", weights, "--out", rel(out)], check=True, cwd=ROOT)
     return out
 
 
@@ -485,7 +485,9 @@ def build_family(family: str, samples, threads: int, retrain: bool) -> list[dict
         (tmp / "decoder_with_past_model.onnx").unlink()
         variants.append(("qwen2-merged", [tmp / "decoder_model_merged.onnx"], {"dtype": "float32", "shape": "decoder_model_merged.onnx"}))
         variants.append(("qwen2-fp16", plain("qwen2-fp16", dtype=torch.float16), {"dtype": "float16", "shape": "model.onnx"}))
-        variants.append(("qwen2-bf16", plain("qwen2-bf16", dtype=torch.bfloat16), {"dtype": "bfloat16", "shape": "model.onnx", "cpuRunnable": False}))
+        # onnxruntime's CPU provider cannot run bfloat16; delift widens it to float32 (exact for the weights), so
+        # its reference is PyTorch float32 on the bfloat16-rounded weights
+        variants.append(("qwen2-bf16", plain("qwen2-bf16", dtype=torch.bfloat16), {"dtype": "bfloat16", "shape": "model.onnx", "onnxruntimeCpu": False}))
     elif family == "llama":
         p = tmp / "model.onnx"
         export(model, p)
@@ -513,7 +515,7 @@ def build_family(family: str, samples, threads: int, retrain: bool) -> list[dict
         first_dir = first_dir or d
         decoder = next(d / f for f in ("model.onnx", "decoder_model_merged.onnx", "decoder_with_past_model.onnx") if (d / f).exists())
         check = None
-        if info.get("cpuRunnable", True):
+        if info.get("onnxruntimeCpu", True):
             tol = 1e-4 if info["dtype"] == "float32" else 5e-2
             check = check_export(model, decoder, position_ids="nopos" not in name, merged="merged" in name, tol=tol)
             log(f"{name}: export check {check}")
@@ -533,6 +535,8 @@ def build_family(family: str, samples, threads: int, retrain: bool) -> list[dict
     for e in entries:
         e["reference"] = ref.name
         e["tokenizerParity"] = par.name
+        if e["dtype"] == "bfloat16":
+            e["reference"] = reference(family, first_dir, eos, pad, threads, "bfloat16").name
     return entries
 
 

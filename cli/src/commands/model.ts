@@ -73,7 +73,7 @@ export async function modelCommand(argv: string[]): Promise<number> {
     const { sha256: _old, prepared: _was, ...rest } = manifest;
     const next: BundleManifest = { ...rest, prepared: true, sha256, ...(Object.keys(sources).length > 0 ? { derivedFrom: sources } : {}) };
     await writeFile(join(tmp, "manifest.json"), JSON.stringify(next, null, 1) + "\n");
-    if (values["skip-check"] !== true) await checkPrepared(tmp, before.usesBfloat16);
+    if (values["skip-check"] !== true) await checkPrepared(tmp);
   });
 
   const total = (await Promise.all(files.map((f) => stat(join(out, f)).then((s) => s.size)))).reduce((a, b) => a + b, 0);
@@ -110,12 +110,8 @@ async function sourceManifest(dir: string, eosId: number | undefined, maxLength:
 }
 
 /** Opens the written bundle as a worker would and runs the load-time trial (cache path vs whole prompts). */
-async function checkPrepared(dir: string, bfloat16: boolean): Promise<void> {
+async function checkPrepared(dir: string): Promise<void> {
   const bundle = await openBundle(dir);
-  if (bfloat16) {
-    process.stderr.write("  not checked: bfloat16 graphs do not run on onnxruntime's CPU provider (they need --device cuda)\n");
-    return;
-  }
   const model = await loadOnnxCausalLm(bundle.modelPath, { padId: bundle.manifest.padId ?? bundle.manifest.eosId });
   await model.dispose();
 }

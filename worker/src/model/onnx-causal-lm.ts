@@ -1,11 +1,13 @@
 import * as ort from "onnxruntime-node";
+import { closeSync, openSync, readSync, fstatSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { dirname, join, normalize } from "node:path";
 import { type Device, ModelError, sessionOptionsFor } from "../../../common/src/mod.js";
 import type { CausalLm, ContinuationBatch, KvCache, ModelLayout, ModelStats } from "./causal-lm.js";
 import { inspectModel, prepareModelGraph, TARGET_IDS_INPUT, TARGET_LOGPROBS_OUTPUT, type PrepareOptions } from "./prepare-graph.js";
 import { classifyLoadError, classifyRunError } from "./session-errors.js";
 import { checkCachePath } from "./trial-run.js";
+import { widenBfloat16, type ExternalReader } from "./widen-bfloat16.js";
 
 export type { Device };
 
@@ -33,18 +35,20 @@ type KvHandle = { tensors: ort.Tensor[] };
 export async function loadOnnxCausalLm(modelPath: string, options: OnnxModelOptions = {}): Promise<CausalLm> {
   const device = options.device ?? "cpu";
   const bytes = await readModelBytes(modelPath);
-  const facts = inspectModel(bytes);
+  let facts = inspectModel(bytes);
+  let graph = bytes;
+  let widened = false;
   if (facts.usesBfloat16 && device === "cpu") {
-    throw new ModelError(
-      `${modelPath} computes in bfloat16, which onnxruntime's CPU provider cannot run (it has no bfloat16 kernels for most operators); ` +
-        "run it with --device cuda, or export it in float32 or float16 (optimum-cli export onnx --dtype fp32|fp16)",
-    );
+    // onnxruntime's CPU provider has almost no bfloat16 kernels: compute in float32 (bf16 -> f32 is exact).
+    graph = widenBfloat16(bytes, externalReader(dirname(modelPath)));
+    facts = inspectModel(graph);
+    widened = true;
   }
   const sessionOptions = await sessionOptionsFor(device, options.threads);
   let source: string | Uint8Array = modelPath;
   let broadcastsPast = facts.broadcastsPast;
-  if (!facts.prepared) {
-    source = prepareModelGraph(bytes, options.prepare);
+  if (!facts.prepared || widened) {
+    source = prepareModelGraph(graph, options.prepare);
     broadcastsPast = inspectModel(source).broadcastsPast;
     // A graph built in memory finds its external data files next to the model file.
     sessionOptions.extra = {
@@ -71,6 +75,28 @@ export async function loadOnnxCausalLm(modelPath: string, options: OnnxModelOpti
     }
   }
   return model;
+}
+
+/** Reads a tensor's bytes from an external data file inside `dir` (locations were checked when the bundle was opened). */
+function externalReader(dir: string): ExternalReader {
+  return (location, offset, length) => {
+    const path = join(dir, normalize(location));
+    if (!path.startsWith(dir)) throw new ModelError(`external data location ${JSON.stringify(location)} leaves the model's directory`);
+    let fd: number;
+    try {
+      fd = openSync(path, "r");
+    } catch (err) {
+      throw new ModelError(`cannot read external data ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      const size = length ?? fstatSync(fd).size - offset;
+      const out = Buffer.alloc(size);
+      if (readSync(fd, out, 0, size, offset) !== size) throw new ModelError(`external data ${path} ends before byte ${offset + size}`);
+      return out;
+    } finally {
+      closeSync(fd);
+    }
+  };
 }
 
 async function readModelBytes(path: string): Promise<Uint8Array> {
