@@ -121,7 +121,7 @@ def sentencepiece_tokenizer(samples, style: str):
     tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=True)
     extra = ["<|endoftext|>", "<|user|>", "<|assistant|>", "<|end|>"] if style == "phi3" else []
-    vocab = 768
+    vocab = 512 if style == "phi3" else 768
     trainer = trainers.BpeTrainer(vocab_size=vocab - len(extra), min_frequency=2, show_progress=False, limit_alphabet=64,
                                   special_tokens=["<unk>", "<s>", "</s>", *byte_tokens])
     tok.train_from_iterator(texts_of(samples), trainer)
@@ -163,11 +163,18 @@ def make_model(family: str, vocab: int, eos: int, bos: int | None):
         cfg = LlamaConfig(**common, num_key_value_heads=2, tie_word_embeddings=False, rope_theta=10000.0)
         return LlamaForCausalLM(cfg)
     if family == "phi3":
+        # smaller than the others: a split export holds the weights twice and must stay under 1 MB
+        common.update(hidden_size=48, intermediate_size=96)
         cfg = Phi3Config(**common, num_key_value_heads=4, tie_word_embeddings=False, pad_token_id=eos, sliding_window=None,
                          original_max_position_embeddings=CONTEXT, rope_scaling=None)
         return Phi3ForCausalLM(cfg)
     cfg = GPT2Config(vocab_size=vocab, n_positions=CONTEXT, n_embd=64, n_layer=2, n_head=4, n_inner=128, bos_token_id=eos, eos_token_id=eos)
     return GPT2LMHeadModel(cfg)
+
+
+def shape_of(model) -> dict:
+    """What decides a checkpoint besides the tokenizer: every parameter's name and shape."""
+    return {name: list(p.shape) for name, p in model.state_dict().items()}
 
 
 def train(model, tok, eos: int, samples, seed: int) -> dict:
@@ -450,7 +457,8 @@ def build_family(family: str, samples, threads: int, retrain: bool) -> list[dict
         model.generation_config = GenerationConfig(eos_token_id=eos, bos_token_id=bos)
     ckpt = OUT / "checkpoints" / family
     if not retrain and (ckpt / "model.safetensors").exists() and (ckpt / "tokenizer.json").exists() \
-            and (ckpt / "tokenizer.json").read_text() == tok.to_str():
+            and (ckpt / "tokenizer.json").read_text() == tok.to_str() and (ckpt / "shape.json").exists() \
+            and json.loads((ckpt / "shape.json").read_text()) == shape_of(model):
         from transformers import AutoModelForCausalLM
         log(f"{family}: reusing the trained checkpoint {ckpt.relative_to(ROOT)} (--retrain to train again)")
         generation = model.generation_config
@@ -464,6 +472,7 @@ def build_family(family: str, samples, threads: int, retrain: bool) -> list[dict
             shutil.rmtree(ckpt)
         model.save_pretrained(str(ckpt))
         (ckpt / "training.json").write_text(json.dumps(training, indent=1) + "\n")
+        (ckpt / "shape.json").write_text(json.dumps(shape_of(model)) + "\n")
         tok.save(str(ckpt / "tokenizer.json"))
     tmp = OUT / f".tmp-{family}"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { checkDevice, cudaProviderStatus, isWorkerHealthError, sessionOptionsFor, WorkerHealthError } from "../../common/src/mod.js";
 import { inspectModel, prepareModelGraph } from "../../worker/src/mod.js";
-import { TINY_MODEL } from "../helpers/paths.js";
+import { FIXTURES, TINY_MODEL } from "../helpers/paths.js";
 
 const raw = readFileSync(join(TINY_MODEL, "model.onnx"));
 
@@ -62,6 +62,21 @@ test("prepare swaps logits for target log-probabilities; the values are log_soft
   }
   await a.release();
   await b.release();
+});
+
+test("a merged decoder keeps only its cache branch; every step is done once; past inputs get a batch dimension of their own", () => {
+  const merged = readFileSync(join(FIXTURES, "models", "qwen2-merged", "decoder_model_merged.onnx"));
+  const before = inspectModel(merged);
+  assert.ok(before.mergedDecoder && !before.prepared);
+  const prepared = prepareModelGraph(merged);
+  const after = inspectModel(prepared);
+  assert.ok(after.prepared && after.broadcastsPast && after.scoresTargets);
+  assert.not.ok(after.inputs.includes("use_cache_branch"));
+  assert.ok(prepared.length < merged.length, "the no-cache branch is gone");
+  assert.is(prepareModelGraph(prepared), prepared, "preparing twice changes nothing");
+  const hostCopy = prepareModelGraph(merged, { broadcastPast: false });
+  assert.not.ok(inspectModel(hostCopy).broadcastsPast);
+  assert.ok(inspectModel(prepareModelGraph(hostCopy)).broadcastsPast, "an older preparation is completed");
 });
 
 test("bytes that are not an ONNX model are refused with a clear error", () => {
