@@ -457,7 +457,7 @@ def build_family(family: str, samples, threads: int, retrain: bool) -> list[dict
         model.generation_config = GenerationConfig(eos_token_id=eos, bos_token_id=bos)
     ckpt = OUT / "checkpoints" / family
     if not retrain and (ckpt / "model.safetensors").exists() and (ckpt / "tokenizer.json").exists() \
-            and (ckpt / "tokenizer.json").read_text() == tok.to_str() and (ckpt / "shape.json").exists() \
+            and json.loads((ckpt / "tokenizer.json").read_text()) == json.loads(tok.to_str()) and (ckpt / "shape.json").exists() \
             and json.loads((ckpt / "shape.json").read_text()) == shape_of(model):
         from transformers import AutoModelForCausalLM
         log(f"{family}: reusing the trained checkpoint {ckpt.relative_to(ROOT)} (--retrain to train again)")
