@@ -33,7 +33,7 @@ export function cudaProviderStatus(): { available: true } | { available: false; 
         available: false,
         problem:
           `onnxruntime-node's CUDA provider is not installed: ${missing.join(" and ")} missing in ${dir} ` +
-          "(the npm package does not ship it; delift's .npmrc skips its download). On a GPU node with CUDA 12 and cuDNN 9, run " +
+          "(the npm package does not ship it, and delift's npm ci skips the script that downloads it). On a GPU node with CUDA 12 and cuDNN 9, run " +
           "`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` once (README: \"Bring your model\")",
       };
     }
