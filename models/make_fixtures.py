@@ -1,7 +1,9 @@
 """Builds delift's user-model fixtures (test/fixtures/models): tiny seeded exports of real architectures in the
 shapes users bring, each trained a few hundred steps so their utilities are well above float noise.
 
-  /tmp/pyenv/bin/python models/make_fixtures.py                 # everything (about 3 minutes on 2 cores)
+  /tmp/pyenv/bin/python models/make_fixtures.py                 # everything; training takes most of it (3.8 to 20 minutes
+                                                                 # per family on the shared 2-core VM at load 7 to 16), and a
+                                                                 # checkpoint of the same tokenizer and shapes is reused (--retrain)
   /tmp/pyenv/bin/python models/make_fixtures.py --only qwen2    # one family (its exports and reference)
 
 Families (transformers configs, trained from the same seed on test/fixtures/gsm8k-train-512.jsonl, GSM8K, MIT):
