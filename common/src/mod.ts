@@ -14,6 +14,14 @@ export { packPieces, sampleLengths, sampleTokens, selectSamples, tokenizeTexts }
 export type { TokenizedCorpus } from "./data/tokenized-corpus.js";
 export { formatSummary, prepareCorpus, summarizeCorpus } from "./data/prepare-corpus.js";
 export type { CorpusSummary, PreparedCorpus } from "./data/prepare-corpus.js";
+export { compactBytes, compactTokens, selectCompact, sourceOf, widenTokens } from "./data/compact-corpus.js";
+export type { CompactCorpus, TokenIds } from "./data/compact-corpus.js";
+export type { StringPool } from "./data/string-pool.js";
+export { formatReadProgress, readCorpus } from "./data/read-corpus.js";
+export type { CorpusRead, ReadCorpusOptions, ReadProgress } from "./data/read-corpus.js";
+export { readRecordsAt } from "./data/record-index.js";
+export type { RecordAt, RecordIndex } from "./data/record-index.js";
+export { toPreparedCorpus } from "./data/prepared-adapter.js";
 
 // prompts and tokenizer
 export { DEFAULT_TEMPLATES, parseTemplate, validateTemplate } from "./prompt/template.js";
