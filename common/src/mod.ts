@@ -22,6 +22,8 @@ export type { CorpusRead, ReadCorpusOptions, ReadProgress } from "./data/read-co
 export { readRecordsAt } from "./data/record-index.js";
 export type { RecordAt, RecordIndex } from "./data/record-index.js";
 export { toPreparedCorpus } from "./data/prepared-adapter.js";
+export { CORPUS_MAGIC, readCorpusFile, writeCorpusFile } from "./data/corpus-file.js";
+export type { CorpusFile, CorpusFileInfo } from "./data/corpus-file.js";
 
 // prompts and tokenizer
 export { DEFAULT_TEMPLATES, parseTemplate, validateTemplate } from "./prompt/template.js";
