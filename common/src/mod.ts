@@ -25,6 +25,15 @@ export { toPreparedCorpus } from "./data/prepared-adapter.js";
 export { CORPUS_MAGIC, readCorpusFile, writeCorpusFile } from "./data/corpus-file.js";
 export type { CorpusFile, CorpusFileInfo } from "./data/corpus-file.js";
 
+// embeddings given with a job (--embeddings), and the matrix searches read
+export { blockRows, gatherRows, matrixBytes, matrixFromFloat32 } from "./embeddings/embedding-matrix.js";
+export type { EmbeddingMatrix } from "./embeddings/embedding-matrix.js";
+export { readEmbeddings } from "./embeddings/read-embeddings.js";
+export type { EmbeddingTarget, ReadEmbeddingsOptions } from "./embeddings/read-embeddings.js";
+export { embeddingTargetOf } from "./embeddings/embedding-target.js";
+export { npyHeader, parseNpyHeader } from "./embeddings/npy-format.js";
+export type { NpyHeader } from "./embeddings/npy-format.js";
+
 // prompts and tokenizer
 export { DEFAULT_TEMPLATES, parseTemplate, validateTemplate } from "./prompt/template.js";
 export type { PromptField, PromptTemplates, TemplateSegment } from "./prompt/template.js";
