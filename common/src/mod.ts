@@ -58,6 +58,23 @@ export type { SentenceEncoder } from "./onnx/onnx-encoder.js";
 export { nearestNeighbours } from "./onnx/knn.js";
 export type { KnnOptions } from "./onnx/knn.js";
 
+// candidate search at scale: search tiles, exact, cell probes, HNSW, the choice rule
+export { KnnEngine } from "./candidates/knn-engine.js";
+export type { KnnEngineOptions } from "./candidates/knn-engine.js";
+export { EMPTY, emptyTopK, mergeTopK, rowIds } from "./candidates/top-k.js";
+export type { TopKLists } from "./candidates/top-k.js";
+export { CORPUS_BLOCK, QUERY_BLOCK, emptyLists, runSearchTile, sortedLists, sortedRow, storeLists } from "./candidates/search-tile.js";
+export type { SearchLists, SearchTile } from "./candidates/search-tile.js";
+export { exactSearch, planExactTiles } from "./candidates/exact-search.js";
+export type { SearchOptions, SearchProgress } from "./candidates/exact-search.js";
+export { DEFAULT_TARGET_RECALL, cellProbeSearch } from "./candidates/cell-probe.js";
+export type { CellProbeOptions, CellProbeResult } from "./candidates/cell-probe.js";
+export { hnswSearch } from "./candidates/hnsw-search.js";
+export type { HnswOptions, HnswResult } from "./candidates/hnsw-search.js";
+export { recallAtK, truncateLists } from "./candidates/recall.js";
+export { EXACT_MAX_MULTIPLY_ADDS, chooseSearchMethod, searchCandidates } from "./candidates/search-candidates.js";
+export type { CandidateSearch, SearchMethod } from "./candidates/search-candidates.js";
+
 // tiles
 export { tileValueCount } from "./tiles/types.js";
 export type { BaselineTileWork, BatchLimits, PairTileWork, TileOutput, TileWork } from "./tiles/types.js";

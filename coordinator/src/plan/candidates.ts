@@ -25,15 +25,4 @@ export function withRandomColumns(neighbours: Uint32Array[], examples: Uint32Arr
   });
 }
 
-/** rows(j) = the targets whose candidate list holds example j, in target order. */
-export function invertCandidates(targets: Uint32Array, candidates: Uint32Array[], nSamples: number): { ptr: Uint32Array; rows: Uint32Array } {
-  const counts = new Uint32Array(nSamples + 1);
-  for (const list of candidates) for (const j of list) counts[j + 1]++;
-  for (let j = 0; j < nSamples; j++) counts[j + 1] += counts[j];
-  const rows = new Uint32Array(counts[nSamples]);
-  const fill = counts.slice(0, nSamples);
-  candidates.forEach((list, t) => {
-    for (const j of list) rows[fill[j]++] = targets[t];
-  });
-  return { ptr: counts, rows };
-}
+export { invertCandidates } from "./compact-plan.js";
