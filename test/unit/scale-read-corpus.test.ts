@@ -4,7 +4,7 @@ import { readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { parquetWriteFile } from "hyparquet-writer";
-import { AbortedError, DEFAULT_TEMPLATES, InputError, loadDataset, loadTokenizer, prepareCorpus, tokenizePrompts, type PreparedCorpus } from "../../common/src/mod.js";
+import { AbortedError, DEFAULT_TEMPLATES, InputError, loadDataset, loadTokenizer, prepareCorpus, summarizeCorpus, tokenizePrompts, type PreparedCorpus } from "../../common/src/mod.js";
 import { compactTokens, sourceOf } from "../../common/src/data/compact-corpus.js";
 import { toPreparedCorpus } from "../../common/src/data/prepared-adapter.js";
 import { readCorpus, type CorpusRead, type ReadProgress } from "../../common/src/data/read-corpus.js";
@@ -75,8 +75,12 @@ test("the same token ids, ids, lines and sources as loadDataset + prepareCorpus,
     rows.splice(100, 0, "", "   ");
     const file = writeJsonl(join(t.path, "d.jsonl"), rows, "\r\n");
     const read = await newPath(file, false);
-    assertSame(read, await oldPath(file, false));
+    const old = await oldPath(file, false);
+    assertSame(read, old);
     assert.is(read.records.recordCount, 900);
+    const prompts = tokenizePrompts(DEFAULT_TEMPLATES, await loadTokenizer(TOKENIZER), 0, 1024);
+    const pairs = { examples: Uint32Array.of(0, 5, 9), targets: Uint32Array.of(1, 2) };
+    assert.equal(summarizeCorpus({ tokens: read.corpus, skipped: read.skipped }, prompts, pairs), summarizeCorpus(old, prompts, pairs), "the same summary");
     // And the parity texts' ids are Python tokenizers' own (through the reader's word memo).
     const pfile = writeJsonl(join(t.path, "p.jsonl"), parity.map((p, k) => ({ id: `p${k}`, instruction: p.text, output: "ok" })));
     const pr = await newPath(pfile, true, 1024, { threads: 0 });
