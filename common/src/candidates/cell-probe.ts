@@ -16,7 +16,8 @@ const QUERY_CHUNK = 65_536;
  * cell's members, dense GEMM + TopK that workers can run; a query's lists merge over its probes.
  *
  * The number of probes is chosen by measurement unless given: exact top-k of a seeded sample of
- * queries, and the smallest probe count whose recall on that sample reaches `targetRecall`.
+ * queries, and the least probe count whose recall on that sample reaches `targetRecall` (0.97 by
+ * default: two standard errors of a 256-query sample above the 0.95 the issue asks for).
  */
 export type CellProbeOptions = SearchOptions & {
   seed?: number;
@@ -233,7 +234,7 @@ function scatterMerge(into: TopKLists, local: Uint32Array, part: TopKLists): voi
   }
 }
 
-/** The smallest probe count (1, 2, 4, ...) whose recall on a seeded sample of queries meets the target. */
+/** The least probe count whose recall on a seeded sample of queries meets the target. */
 async function tuneProbes(
   engine: KnnEngine,
   matrix: EmbeddingMatrix,
@@ -273,8 +274,8 @@ async function tuneProbes(
     }
   }
   for (let p = 1; p < maxProbes; p++) hits[p] += hits[p - 1];
+  // The least probes that reach the target on the sample (search cost is linear in probes).
   let probes = 1;
-  for (; probes < maxProbes; probes *= 2) if (hits[probes - 1] / Math.max(1, total) >= target) break;
-  probes = Math.min(probes, maxProbes);
+  while (probes < maxProbes && hits[probes - 1] / Math.max(1, total) < target) probes++;
   return { probes, recall: hits[probes - 1] / Math.max(1, total) };
 }
