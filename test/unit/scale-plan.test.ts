@@ -8,6 +8,8 @@ import { compactDensePlan, compactSparsePlan, DEFAULT_TILE_SHAPE, type Candidate
 import { planDenseKernel, planSparseKernel } from "../../coordinator/src/plan/plan-tiles.js";
 import { sampleKeys } from "../../coordinator/src/plan/sample-keys.js";
 import type { TileSpec } from "../../coordinator/src/plan/tile-spec.js";
+import { candidateTable, withRandomColumns } from "../../coordinator/src/plan/candidates.js";
+import { EMPTY, sortedLists } from "../../common/src/mod.js";
 
 // The planner as it was before the compact plan (commit c83f073), verbatim: tile ids key the
 // content-addressed store, so the compact plan must give the same tiles with the same ids.
@@ -190,6 +192,22 @@ test("the compact sparse plan holds a fraction of the materialized plan; a bad s
   assert.is(createHash("sha256").update(dense.tileId(dense.count - 1)).digest("hex").length, 64);
   assert.throws(() => compactSparsePlan({ ...req, shape: { columns: 0, rows: 4 } }), (e: unknown) => e instanceof ConfigError);
   assert.throws(() => compactSparsePlan({ ...req, candidates: candidates.slice(1) }), (e: unknown) => e instanceof ConfigError);
+});
+
+test("sample keys of a two-byte corpus equal those of its int32 form; the flat candidate table equals withRandomColumns", () => {
+  const c = corpus(50);
+  const narrow = { count: c.count, offsets: c.offsets, ids: Uint16Array.from(c.ids) };
+  assert.equal(Array.from(sampleKeys(narrow)), Array.from(sampleKeys(c)));
+  const examples = Uint32Array.from({ length: 40 }, (_, i) => i + 5);
+  const k = 6;
+  const lists = { count: 30, k, ids: new Uint32Array(30 * k).fill(EMPTY) };
+  for (let t = 0; t < 30; t++) for (let r = 0; r < k - (t % 3); r++) lists.ids[t * k + r] = examples[(t * 7 + r * 11) % 40];
+  for (const random of [0, 3]) {
+    const settings = { neighbors: k, random, seed: 4 };
+    const want = withRandomColumns(sortedLists(lists), examples, settings).map((l) => Array.from(l));
+    const t = candidateTable(lists, examples, settings);
+    assert.equal(Array.from({ length: 30 }, (_, r) => Array.from(t.ids.subarray(t.ptr[r], t.ptr[r + 1]))), want);
+  }
 });
 
 test.run();
