@@ -59,7 +59,7 @@ function phase(name: string, args: Record<string, unknown>): Result {
 }
 
 const mib = (b: unknown) => `${fmt(Number(b) / MiB, 0)} MiB`;
-const loadOf = (r: Result) => `load ${r.load?.map((l) => l.toFixed(1)).join("->")}`;
+const loadOf = (r: Result) => `CPU ${fmt(Number(r.cpuSeconds), 0)} s, load ${r.load?.map((l) => l.toFixed(1)).join("->")}`;
 
 function lists(path: string, k: number): SearchLists {
   const ids = new Uint32Array(readFileSync(path).buffer.slice(0));
@@ -94,7 +94,7 @@ async function main(): Promise<void> {
       const old = phase("read-old", {});
       row("loadDataset + prepareCorpus (today)", `${fmt(old.seconds!, 1)} s, ${fmt(samples / old.seconds!, 0)} samples/s, peak RSS ${mib(old.peakRss)}, ${loadOf(old)}`);
       row("  held after GC, per sample (heap / RSS)", `${fmt(Number(old.heldBytes) / samples, 0)} B / ${fmt(Number(old.rssHeld) / samples, 0)} B`);
-      row("ratio: time old / new; peak RSS old / new", `${fmt(old.seconds! / now.seconds!, 2)}x; ${fmt(old.peakRss! / now.peakRss!, 2)}x`);
+      row("ratio old / new: wall; CPU; peak RSS", `${fmt(old.seconds! / now.seconds!, 2)}x; ${fmt(Number(old.cpuSeconds) / Number(now.cpuSeconds), 2)}x; ${fmt(old.peakRss! / now.peakRss!, 2)}x`);
       summary.readOld = old;
     }
   }

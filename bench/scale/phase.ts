@@ -260,5 +260,8 @@ const [phase, json] = process.argv.slice(2);
 const run = phases[phase];
 if (!run) throw new Error(`unknown phase ${phase} (known: ${Object.keys(phases).join(", ")})`);
 const load0 = loadavg()[0];
+const cpu0 = process.cpuUsage();
 const result = await run(JSON.parse(json) as Args);
-process.stdout.write(`RESULT ${JSON.stringify({ phase, ...result, load: [load0, loadavg()[0]] })}\n`);
+// CPU time of every thread of the process (worker threads included): the work done, whatever the machine's load.
+const cpu = process.cpuUsage(cpu0);
+process.stdout.write(`RESULT ${JSON.stringify({ phase, ...result, cpuSeconds: (cpu.user + cpu.system) / 1e6, load: [load0, loadavg()[0]] })}\n`);
