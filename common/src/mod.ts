@@ -49,9 +49,13 @@ export type { TextTokenizer } from "./tokenizer/text-tokenizer.js";
 // model bundles and onnxruntime
 export { BUNDLE_FORMAT, readManifest, validateManifest } from "./bundle/manifest.js";
 export type { BundleManifest } from "./bundle/manifest.js";
-export { openBundle } from "./bundle/open-bundle.js";
+export { bundleFiles, exportManifest, openBundle } from "./bundle/open-bundle.js";
+export { externalDataFiles } from "./bundle/external-data.js";
+export { CONTEXT_LENGTH_FIELDS, readExportSettings } from "./bundle/export-config.js";
+export type { ExportSettings } from "./bundle/export-config.js";
+export { DECODER_FILES, findDecoderFile } from "./bundle/decoder-file.js";
 export type { ModelBundle } from "./bundle/open-bundle.js";
-export { sessionOptionsFor } from "./onnx/session-options.js";
+export { checkDevice, cudaProviderStatus, onnxruntimeBinaryDir, sessionOptionsFor } from "./onnx/session-options.js";
 export type { Device } from "./onnx/session-options.js";
 export { loadOnnxEncoder } from "./onnx/onnx-encoder.js";
 export type { SentenceEncoder } from "./onnx/onnx-encoder.js";
