@@ -1,7 +1,7 @@
 /**
  * npm run bench: every benchmark in turn, each in its own process. Figures are ratios against a
  * baseline measured in the same invocation (these machines are shared and noisy).
- *   node dist/bench/run.js [kernel] [prepare] [select] [cluster] [event-loop] [rss]   (default: all)
+ *   node dist/bench/run.js [kernel] [prepare] [transfer] [select] [select-distributed] [cluster] [scale] [event-loop] [rss]   (default: all)
  * Environment: DELIFT_PYTHON (interpreter for the reference harness), BENCH_SAMPLES, BENCH_THREADS.
  */
 import { spawnSync } from "node:child_process";
@@ -11,8 +11,11 @@ import { ROOT } from "./common/paths.js";
 const BENCHES: Record<string, { script: string; args: string[]; about: string }> = {
   kernel: { script: "kernel/main.js", args: [], about: "delift vs the Python reference (pairs/s), vs raw onnxruntime (tokens/s)" },
   prepare: { script: "prepare/main.js", args: [], about: "what model preparation saves on a 32k vocabulary" },
+  transfer: { script: "prepare/transfer.js", args: [], about: "host <-> session bytes per pair and tokens/s: prefix cache broadcast in the graph vs copied on the host" },
   select: { script: "select/main.js", args: [], about: "stochastic vs lazy greedy on a 1M x 32 sparse kernel" },
+  "select-distributed": { script: "select-distributed/main.js", args: [], about: "distributed selection (bands, partition) on shard hosts over NATS vs central greedy, 1e6 x 64 and 1e7 x 32 kernels on disk" },
   cluster: { script: "cluster/main.js", args: [], about: "cluster over NATS + gRPC vs the embedded default" },
+  scale: { script: "scale/main.js", args: [], about: "reading, embeddings, candidate search, plan and tile bytes at 100k samples (--million for 10^6: node dist/bench/scale/main.js --million)" },
   "event-loop": { script: "runtime/event-loop.js", args: [], about: "coordinator event-loop delay while it selects over a 1M-column kernel vs selecting on the loop" },
   rss: { script: "runtime/rss.js", args: [], about: "coordinator RSS over 20 consecutive small jobs vs after the first" },
 };

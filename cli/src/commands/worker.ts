@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { AuthorizationError, connect, type NatsConnection, PermissionViolationError, UserAuthenticationExpiredError } from "@nats-io/transport-node";
 import {
+  checkDevice,
   closeNats,
   CLUSTER_BUCKET,
   ConfigError,
@@ -72,6 +73,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   }
   const access = natsAccessFrom(values);
   const device = choiceOption(values.device, "device", ["cpu", "cuda"] as const) ?? "cpu";
+  checkDevice(device); // a missing CUDA provider is said at start, not after the first tile
   const concurrency = intOption(values.concurrency, "concurrency", 1, 64) ?? 1;
   const threads = intOption(values.threads, "threads", 1, 1024);
   const maxModels = intOption(values["max-models"], "max-models", 1, 64);
