@@ -34,6 +34,15 @@ async function cli(cluster: TestCluster, args: string[]): Promise<{ code: number
   return { code: await p.wait(), log: p.log };
 }
 
+/** Waits for a condition (a state of NATS, say), with a deadline. */
+async function until(check: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.unreachable(`not within ${timeoutMs} ms: ${what}`);
+}
+
 async function streamExists(nc: NatsConnection, jobId: string): Promise<boolean> {
   const jsm = await jetstreamManager(nc);
   return jsm.streams.info(`DELIFT_TILES_${jobId}`).then(() => true, () => false);
@@ -57,9 +66,10 @@ Cluster("cancel in each state (planning, scoring, selecting, writing): the task 
       assert.is(s.error, "cancelled by user");
       const jobDir = join(cluster.dataDir, "jobs", id);
       assert.not.ok(existsSync(join(jobDir, "result")), `${point}: no result`);
-      assert.not.ok(await streamExists(nc, id), `${point}: stream deleted`);
-      assert.not.ok((await jobs.get(workKey(id)))?.operation === "PUT", `${point}: work spec deleted`);
-      assert.not.ok((await jobs.get(statusKey(id)))?.operation === "PUT", `${point}: status record deleted`);
+      // The release task follows the cancelled state: wait for it to have run.
+      await until(async () => !(await streamExists(nc, id)), `${point}: stream deleted`);
+      await until(async () => (await jobs.get(workKey(id)))?.operation !== "PUT", `${point}: work spec deleted`);
+      await until(async () => (await jobs.get(statusKey(id)))?.operation !== "PUT", `${point}: status record deleted`);
       const story = await cli(cluster, ["story", id]);
       assert.is(story.code, 0, story.log);
       assert.match(story.log, /task (plan|store|select|write)-\d+ aborted/);
