@@ -1,7 +1,7 @@
 /**
  * npm run bench: every benchmark in turn, each in its own process. Figures are ratios against a
  * baseline measured in the same invocation (these machines are shared and noisy).
- *   node dist/bench/run.js [kernel] [prepare] [select] [cluster]   (default: all)
+ *   node dist/bench/run.js [kernel] [prepare] [select] [cluster] [mutations]   (default: all)
  * Environment: DELIFT_PYTHON (interpreter for the reference harness), BENCH_SAMPLES, BENCH_THREADS.
  */
 import { spawnSync } from "node:child_process";
@@ -13,6 +13,7 @@ const BENCHES: Record<string, { script: string; args: string[]; about: string }>
   prepare: { script: "prepare/main.js", args: [], about: "what model preparation saves on a 32k vocabulary" },
   select: { script: "select/main.js", args: [], about: "stochastic vs lazy greedy on a 1M x 32 sparse kernel" },
   cluster: { script: "cluster/main.js", args: [], about: "cluster over NATS + gRPC vs the embedded default" },
+  mutations: { script: "mutations/main.js", args: [], about: "hand-made bugs applied to a copy of the repository: which tests catch each" },
 };
 
 const chosen = process.argv.slice(2);

@@ -4,18 +4,20 @@
  * so every test has a deadline. A file that blocks its event loop past a test's deadline is killed
  * and the test it was in is named; a file that does not exit after its last test is killed too.
  *
- *   node dist/test/helpers/harness/run-tests.js DIR [--timeout S] [--filter REGEX] [--list]
+ *   node dist/test/helpers/harness/run-tests.js DIR [--timeout S] [--filter REGEX] [--list] [--report FILE]
+ *
+ * --report FILE writes the outcome of every file (failed tests by name) as JSON.
  *
  * Prints uvu's own report of each file, then a line per file (tests, time) and a closing
  * "name: N passed, N failed" line; the exit code is 1 when anything failed.
  */
 import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { readdirSync, writeFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { EVENTS_FD_ENV, TIMEOUT_ENV, type TestEvent } from "./events.js";
 
-type FileOutcome = { file: string; passed: number; failed: number; seconds: number; problem: string | null };
+type FileOutcome = { file: string; passed: number; failed: number; failedTests: string[]; seconds: number; problem: string | null };
 
 /** How long a blocked file gets past its test's own deadline before it is killed. */
 const KILL_GRACE_MS = Number(process.env.DELIFT_TEST_KILL_GRACE_S ?? 15) * 1000;
@@ -26,8 +28,9 @@ const IDLE_LIMIT_MS = 180_000;
 
 const REGISTER = join(fileURLToPath(new URL(".", import.meta.url)), "register.js");
 
-function parseArgs(argv: string[]): { dir: string; timeoutS: number; filter: RegExp | null; list: boolean } {
+function parseArgs(argv: string[]): { dir: string; timeoutS: number; filter: RegExp | null; list: boolean; report: string | null } {
   let dir: string | null = null;
+  let report: string | null = null;
   let timeoutS = 120;
   let filter: RegExp | null = null;
   let list = false;
@@ -36,12 +39,13 @@ function parseArgs(argv: string[]): { dir: string; timeoutS: number; filter: Reg
     if (a === "--timeout") timeoutS = Number(argv[++k]);
     else if (a === "--filter") filter = new RegExp(argv[++k]);
     else if (a === "--list") list = true;
+    else if (a === "--report") report = argv[++k];
     else if (!dir) dir = a;
     else throw new Error(`run-tests: unexpected argument ${a}`);
   }
   if (!dir) throw new Error("run-tests: give a directory of built test files");
   if (!(timeoutS > 0)) throw new Error("run-tests: --timeout needs a positive number of seconds");
-  return { dir: resolve(dir), timeoutS, filter, list };
+  return { dir: resolve(dir), timeoutS, filter, list, report };
 }
 
 function runFile(file: string, timeoutS: number): Promise<FileOutcome> {
@@ -53,6 +57,7 @@ function runFile(file: string, timeoutS: number): Promise<FileOutcome> {
     });
     let passed = 0;
     let failed = 0;
+    const failedTests: string[] = [];
     let problem: string | null = null;
     let current: { name: string; killAt: number; timeoutMs: number } | null = null;
     let sawTests = false;
@@ -101,16 +106,20 @@ function runFile(file: string, timeoutS: number): Promise<FileOutcome> {
           current = null;
           const hook = /^\(.*hook\)$/.test(e.test);
           if (e.ok && !hook) passed++;
-          else if (!e.ok) failed++;
+          else if (!e.ok) {
+            failed++;
+            failedTests.push(describe(e.suite, e.test));
+          }
         }
       }
     });
     child.once("exit", (code, signal) => {
       clearInterval(watchdog);
+      if (current) failedTests.push(current.name);
       if (!problem && current) problem = `${current.name} was running when the file exited (${signal ?? `exit ${code}`})`;
       if (!problem && code !== 0) problem = `exit ${signal ?? code}`;
       if (!problem && !sawTests) problem = "ran no test";
-      resolveOutcome({ file, passed, failed, seconds: (performance.now() - started) / 1000, problem });
+      resolveOutcome({ file, passed, failed, failedTests, seconds: (performance.now() - started) / 1000, problem });
     });
   });
 }
@@ -120,7 +129,7 @@ function describe(suite: string, test: string): string {
 }
 
 async function main(): Promise<number> {
-  const { dir, timeoutS, filter, list } = parseArgs(process.argv.slice(2));
+  const { dir, timeoutS, filter, list, report } = parseArgs(process.argv.slice(2));
   const files = readdirSync(dir)
     .filter((f) => f.endsWith(".test.js") && (!filter || filter.test(f)))
     .sort()
@@ -151,6 +160,7 @@ async function main(): Promise<number> {
   // A killed or broken file counts as one failure even when none of its tests reported one.
   const failed = outcomes.reduce((s, o) => s + o.failed + (o.problem && o.failed === 0 ? 1 : 0), 0);
   console.log(`  ${outcomes.length} files in ${total.toFixed(1)} s`);
+  if (report) writeFileSync(report, JSON.stringify({ dir, seconds: total, passed, failed, files: outcomes }, null, 1) + "\n");
   console.log(`${basename(dir)}: ${passed} passed, ${failed} failed`);
   return failed > 0 ? 1 : 0;
 }
