@@ -17,7 +17,7 @@ import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { EVENTS_FD_ENV, TIMEOUT_ENV, type TestEvent } from "./events.js";
 
-type FileOutcome = { file: string; passed: number; failed: number; failedTests: string[]; seconds: number; problem: string | null };
+type FileOutcome = { file: string; passed: number; failed: number; failedTests: string[]; seconds: number; problem: string | null; tests: { name: string; seconds: number }[] };
 
 /** How long a blocked file gets past its test's own deadline before it is killed. */
 const KILL_GRACE_MS = Number(process.env.DELIFT_TEST_KILL_GRACE_S ?? 15) * 1000;
@@ -25,6 +25,9 @@ const KILL_GRACE_MS = Number(process.env.DELIFT_TEST_KILL_GRACE_S ?? 15) * 1000;
 const EXIT_GRACE_MS = Number(process.env.DELIFT_TEST_EXIT_GRACE_S ?? 30) * 1000;
 /** How long a file may run outside any test (module top level, between tests) without an event. */
 const IDLE_LIMIT_MS = 180_000;
+
+/** Tests at least this long are listed after the run (the suite's time budget is watched). */
+const SLOW_S = 5;
 
 const REGISTER = join(fileURLToPath(new URL(".", import.meta.url)), "register.js");
 
@@ -58,6 +61,7 @@ function runFile(file: string, timeoutS: number): Promise<FileOutcome> {
     let passed = 0;
     let failed = 0;
     const failedTests: string[] = [];
+    const tests: { name: string; seconds: number }[] = [];
     let problem: string | null = null;
     let current: { name: string; killAt: number; timeoutMs: number } | null = null;
     let sawTests = false;
@@ -104,6 +108,7 @@ function runFile(file: string, timeoutS: number): Promise<FileOutcome> {
           current = { name: describe(e.suite, e.test), killAt: Date.now() + e.timeoutMs + KILL_GRACE_MS, timeoutMs: e.timeoutMs };
         } else {
           current = null;
+          tests.push({ name: describe(e.suite, e.test), seconds: e.ms / 1000 });
           const hook = /^\(.*hook\)$/.test(e.test);
           if (e.ok && !hook) passed++;
           else if (!e.ok) {
@@ -119,7 +124,7 @@ function runFile(file: string, timeoutS: number): Promise<FileOutcome> {
       if (!problem && current) problem = `${current.name} was running when the file exited (${signal ?? `exit ${code}`})`;
       if (!problem && code !== 0) problem = `exit ${signal ?? code}`;
       if (!problem && !sawTests) problem = "ran no test";
-      resolveOutcome({ file, passed, failed, failedTests, seconds: (performance.now() - started) / 1000, problem });
+      resolveOutcome({ file, passed, failed, failedTests, tests, seconds: (performance.now() - started) / 1000, problem });
     });
   });
 }
@@ -155,6 +160,11 @@ async function main(): Promise<number> {
   for (const o of outcomes) {
     const mark = o.failed > 0 || o.problem ? "FAIL" : "ok  ";
     console.log(`  ${mark} ${basename(o.file).padEnd(40)} ${String(o.passed).padStart(3)} passed ${String(o.failed).padStart(2)} failed ${o.seconds.toFixed(1).padStart(7)} s${o.problem ? `  (${o.problem})` : ""}`);
+  }
+  const slow = outcomes.flatMap((o) => o.tests.map((t) => ({ ...t, file: basename(o.file) }))).filter((t) => t.seconds >= SLOW_S).sort((a, b) => b.seconds - a.seconds);
+  if (slow.length > 0) {
+    console.log(`  tests of ${SLOW_S} s or more:`);
+    for (const t of slow) console.log(`    ${t.seconds.toFixed(1).padStart(6)} s  ${t.file}: ${t.name}`);
   }
   const passed = outcomes.reduce((s, o) => s + o.passed, 0);
   // A killed or broken file counts as one failure even when none of its tests reported one.
