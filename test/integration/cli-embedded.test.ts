@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readKernel } from "../../common/src/kernel/kernel-files.js";
-import { CliProcess } from "../helpers/cluster.js";
+import { runCli as run, storedTileFiles, tileCounts } from "../helpers/cli.js";
 import { FIXTURES, TINY_MODEL, tempDir } from "../helpers/paths.js";
 
 const Cli = suite("delift select / kernel / model prepare on the embedded default (CLI processes)");
@@ -15,28 +15,7 @@ writeFileSync(DATA, lines.slice(0, 10).join("\n") + "\n");
 const TARGET = join(dir.path, "q.jsonl");
 writeFileSync(TARGET, lines.slice(24, 28).join("\n") + "\n");
 
-async function run(args: string[]): Promise<{ code: number | null; log: string }> {
-  const p = CliProcess.spawn("delift", [...args]);
-  const code = await p.wait();
-  return { code, log: p.log };
-}
-
 Cli.after(() => dir.cleanup());
-
-/** The run's own account of the tile store: "N prompts scored in S s (C tiles computed, R reused from the tile store)". */
-function tileCounts(log: string): { prompts: number; computed: number; reused: number } {
-  const m = /^(\d+) prompts scored in [\d.]+ s \((\d+) tiles computed, (\d+) reused from the tile store\)$/m.exec(log);
-  assert.ok(m, `no tile count line in the output:\n${log}`);
-  return { prompts: Number(m[1]), computed: Number(m[2]), reused: Number(m[3]) };
-}
-
-/** Tile files in a store directory (shards of two hex digits, *.tile). */
-function storedTileFiles(store: string): string[] {
-  if (!existsSync(store)) return [];
-  return readdirSync(store)
-    .filter((d) => /^[0-9a-f]{2}$/.test(d))
-    .flatMap((d) => readdirSync(join(store, d)).filter((f) => f.endsWith(".tile")));
-}
 
 const report = (out: string) => JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
 

@@ -17,7 +17,7 @@ import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { EVENTS_FD_ENV, TIMEOUT_ENV, type TestEvent } from "./events.js";
 
-type FileOutcome = { file: string; passed: number; failed: number; failedTests: string[]; seconds: number; problem: string | null; tests: { name: string; seconds: number }[] };
+type FileOutcome = { file: string; passed: number; failed: number; skipped: number; failedTests: string[]; seconds: number; problem: string | null; tests: { name: string; seconds: number }[] };
 
 /** How long a blocked file gets past its test's own deadline before it is killed. */
 const KILL_GRACE_MS = Number(process.env.DELIFT_TEST_KILL_GRACE_S ?? 15) * 1000;
@@ -69,10 +69,14 @@ function runFile(file: string, timeoutS: number): Promise<FileOutcome> {
     let reportedAt: number | null = null;
     // uvu prints "Duration:" once every test of the file has run: the file should exit now.
     let tail = "";
+    let skipped = 0;
     child.stdout!.on("data", (chunk: Buffer) => {
       process.stdout.write(chunk);
-      tail = (tail + chunk.toString()).slice(-200);
-      if (reportedAt === null && /Duration:/.test(tail)) reportedAt = Date.now();
+      tail = (tail + chunk.toString()).slice(-400);
+      if (reportedAt === null && /Duration:/.test(tail)) {
+        reportedAt = Date.now();
+        skipped = Number(/Skipped:\D*(\d+)/.exec(tail.replace(/\x1b\[[0-9;]*m/g, ""))?.[1] ?? 0);
+      }
     });
     const kill = (why: string) => {
       if (problem) return;
@@ -124,7 +128,7 @@ function runFile(file: string, timeoutS: number): Promise<FileOutcome> {
       if (!problem && current) problem = `${current.name} was running when the file exited (${signal ?? `exit ${code}`})`;
       if (!problem && code !== 0) problem = `exit ${signal ?? code}`;
       if (!problem && !sawTests) problem = "ran no test";
-      resolveOutcome({ file, passed, failed, failedTests, tests, seconds: (performance.now() - started) / 1000, problem });
+      resolveOutcome({ file, passed, failed, skipped, failedTests, tests, seconds: (performance.now() - started) / 1000, problem });
     });
   });
 }
@@ -159,7 +163,7 @@ async function main(): Promise<number> {
   console.log(`\n${basename(dir)} tests, per file:`);
   for (const o of outcomes) {
     const mark = o.failed > 0 || o.problem ? "FAIL" : "ok  ";
-    console.log(`  ${mark} ${basename(o.file).padEnd(40)} ${String(o.passed).padStart(3)} passed ${String(o.failed).padStart(2)} failed ${o.seconds.toFixed(1).padStart(7)} s${o.problem ? `  (${o.problem})` : ""}`);
+    console.log(`  ${mark} ${basename(o.file).padEnd(40)} ${String(o.passed).padStart(3)} passed ${String(o.failed).padStart(2)} failed${o.skipped ? ` ${o.skipped} skipped` : ""} ${o.seconds.toFixed(1).padStart(7)} s${o.problem ? `  (${o.problem})` : ""}`);
   }
   const slow = outcomes.flatMap((o) => o.tests.map((t) => ({ ...t, file: basename(o.file) }))).filter((t) => t.seconds >= SLOW_S).sort((a, b) => b.seconds - a.seconds);
   if (slow.length > 0) {
@@ -169,9 +173,10 @@ async function main(): Promise<number> {
   const passed = outcomes.reduce((s, o) => s + o.passed, 0);
   // A killed or broken file counts as one failure even when none of its tests reported one.
   const failed = outcomes.reduce((s, o) => s + o.failed + (o.problem && o.failed === 0 ? 1 : 0), 0);
+  const skipped = outcomes.reduce((s, o) => s + o.skipped, 0);
   console.log(`  ${outcomes.length} files in ${total.toFixed(1)} s`);
-  if (report) writeFileSync(report, JSON.stringify({ dir, seconds: total, passed, failed, files: outcomes }, null, 1) + "\n");
-  console.log(`${basename(dir)}: ${passed} passed, ${failed} failed`);
+  if (report) writeFileSync(report, JSON.stringify({ dir, seconds: total, passed, failed, skipped, files: outcomes }, null, 1) + "\n");
+  console.log(`${basename(dir)}: ${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
   return failed > 0 ? 1 : 0;
 }
 
