@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { selfSignedCertificate } from "../helpers/certificates.js";
 import { CliProcess, TestCluster } from "../helpers/cluster.js";
+import { natsOperatorSetup } from "../helpers/nats-jwt.js";
 import { FIXTURES, TINY_MODEL, tempDir } from "../helpers/paths.js";
 
 const dir = tempDir("delift-security-");
@@ -58,6 +59,27 @@ test("NATS token auth, every setting from DELIFT_NATS_* variables: a worker with
     const anonymous = CliProcess.spawn("anonymous", ["worker", "--id", "anonymous", "--nats", cluster.nats.url], { DELIFT_NATS_URL: "", DELIFT_NATS_TOKEN: "" });
     assert.is.not(await anonymous.wait(), 0);
     assert.match(anonymous.log, /authorization|authentication|Authorization Violation/i);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+test("NATS creds file (operator JWTs, --nats-creds and DELIFT_NATS_CREDS): a job completes; a user of an unknown account is refused", async () => {
+  const auth = natsOperatorSetup(dir.path);
+  const cluster = await TestCluster.start({ workers: 1, natsConfig: auth.serverConfig, natsArgs: ["--nats-creds", auth.credsFile] });
+  try {
+    const envWorker = CliProcess.spawn("creds-env-worker", ["worker", "--id", "creds-env-worker", "--threads", "1", "--verbose", "--cache-dir", join(dir.path, "cache-creds")], {
+      DELIFT_NATS_URL: cluster.nats.url,
+      DELIFT_NATS_CREDS: auth.credsFile,
+    });
+    cluster.workers.set("creds-env-worker", envWorker);
+    await envWorker.waitFor(/worker ready/);
+    const job = await cluster.submit({ kind: "kernel", data: DATA, model: TINY_MODEL, scoring: { tile: { columns: 1, rows: 6 } } });
+    const s = await cluster.waitForJob(job, (x) => x.state === "done", 90_000);
+    assert.is(s.tilesDone, s.tilesTotal);
+    const stranger = CliProcess.spawn("stranger", ["worker", "--id", "stranger", "--nats", cluster.nats.url, "--nats-creds", auth.strangerCredsFile]);
+    assert.is.not(await stranger.wait(), 0);
+    assert.match(stranger.log, /authorization|authentication|Authorization Violation/i);
   } finally {
     await cluster.stop();
   }
