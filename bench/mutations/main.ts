@@ -50,6 +50,14 @@ export const MUTATIONS: Mutation[] = [
     tests: SELECTION_TESTS,
   },
   {
+    name: "endless-loop",
+    about: "lazy greedy never marks a re-evaluated bound fresh, so a step loops forever (the per-test deadline must fail it)",
+    file: "common/src/selection/lazy-greedy.ts",
+    find: "      evaluatedAt[j] = t;\n",
+    replace: "",
+    tests: SELECTION_TESTS,
+  },
+  {
     name: "tie-break-lazy",
     about: "the bound heap breaks ties to the higher column index",
     file: "common/src/selection/bound-heap.ts",
