@@ -29,3 +29,16 @@ function mentionsHook(dir: string): boolean {
   }
   return false;
 }
+
+/**
+ * Waits for the process to announce the hold; fails at once (not at the deadline) when it ends
+ * without holding there, which means the hook is missing for that command.
+ */
+export async function waitForHold(p: { waitFor(re: RegExp, ms?: number): Promise<void>; wait(): Promise<number | null>; log: string; name: string }, point: string, timeoutMs = 90_000): Promise<void> {
+  await Promise.race([
+    p.waitFor(new RegExp(`delift: holding at ${point}`), timeoutMs),
+    p.wait().then((code) => {
+      throw new Error(`${p.name} ended (exit ${code}) without holding at ${point}: DELIFT_HOLD_AT=${point} is not implemented for it\n${p.log.slice(-2000)}`);
+    }),
+  ]);
+}

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { TileStore } from "../../coordinator/src/store/tile-store.js";
 import { runCli, storedTileFiles, tileCounts, waitUntil } from "../helpers/cli.js";
 import { CliProcess } from "../helpers/cluster.js";
-import { holdPointsMissing } from "../helpers/hold-points.js";
+import { holdPointsMissing, waitForHold } from "../helpers/hold-points.js";
 import { writeSamples } from "../helpers/kernels.js";
 import { TINY_MODEL, tempDir } from "../helpers/paths.js";
 
@@ -106,7 +106,7 @@ for (const point of ["scoring", "selecting", "writing"] as const) {
     const s = scene(`select-${point}`);
     const args = ["select", "--data", DATA, "--model", TINY_MODEL, "--budget", "2", "--out", s.out, "--store", s.store, ...SHAPE];
     const p = start(s, args, { DELIFT_HOLD_AT: point });
-    await p.waitFor(new RegExp(`delift: holding at ${point}`), 90_000);
+    await waitForHold(p, point);
     p.kill("SIGINT");
     await assertNothingLeft(p, s);
     const stored = await assertStoreIntact(s.store);
@@ -121,7 +121,7 @@ holdTest("delift model prepare held at writing (DELIFT_HOLD_AT): Ctrl-C gives ex
   const digest = () => Object.fromEntries(readdirSync(TINY_MODEL).map((f) => [f, createHash("sha256").update(readFileSync(join(TINY_MODEL, f))).digest("hex")]));
   const before = digest();
   const p = start(s, ["model", "prepare", "--model", TINY_MODEL, "--out", s.out], { DELIFT_HOLD_AT: "writing" });
-  await p.waitFor(/delift: holding at writing/, 60_000);
+  await waitForHold(p, "writing");
   p.kill("SIGINT");
   await assertNothingLeft(p, s);
   assert.equal(digest(), before, "the source bundle is unchanged");

@@ -7,7 +7,7 @@ import { isGrpcStatus } from "../../common/src/rpc/client.js";
 import type { WorkerInfo } from "../../common/src/rpc/types.js";
 import { runCli } from "../helpers/cli.js";
 import { CliProcess, TestCluster } from "../helpers/cluster.js";
-import { holdPointsMissing } from "../helpers/hold-points.js";
+import { holdPointsMissing, waitForHold } from "../helpers/hold-points.js";
 import { assertMatchesReference, assertSameBytes, embeddedKernel, writeSamples } from "../helpers/kernels.js";
 import { TINY_MODEL, tempDir } from "../helpers/paths.js";
 
@@ -197,7 +197,7 @@ if (missing) process.stdout.write(`\n  NOT RUN (${missing}): delift result held 
     mkdirSync(tmp, { recursive: true });
     const out = join(scene, "out");
     const p = CliProcess.spawn("result", ["result", job, "--out", out], { DELIFT_COORDINATOR: `127.0.0.1:${cluster.grpcPort}`, DELIFT_TOKEN: cluster.token, DELIFT_HOLD_AT: "writing", TMPDIR: tmp });
-    await p.waitFor(/delift: holding at writing/, 60_000);
+    await waitForHold(p, "writing");
     p.kill("SIGINT");
     assert.is(await p.wait(), 130, p.log);
     assert.not.ok(existsSync(out));
