@@ -46,10 +46,10 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} [${workerId}] ${line}\n`);
 
   const nc = await connect(natsConnectionOptions({ ...access, name: `delift-worker ${workerId}` }));
-  const jobsKv = await NatsKeyValue.open(nc, JOBS_BUCKET);
-  const workersKv = await NatsKeyValue.open(nc, WORKERS_BUCKET, WORKER_TTL_MS);
-  const clusterKv = await NatsKeyValue.open(nc, CLUSTER_BUCKET);
-  const blobs = await NatsBlobStore.open(nc, MODELS_BUCKET);
+  const jobsKv = await NatsKeyValue.open(nc, JOBS_BUCKET, undefined, access.replicas);
+  const workersKv = await NatsKeyValue.open(nc, WORKERS_BUCKET, WORKER_TTL_MS, access.replicas);
+  const clusterKv = await NatsKeyValue.open(nc, CLUSTER_BUCKET, undefined, access.replicas);
+  const blobs = await NatsBlobStore.open(nc, MODELS_BUCKET, access.replicas);
   const sender = new GrpcResultSender(clusterKv, workerId);
   const models = new ModelCache(blobs, typeof values["cache-dir"] === "string" ? values["cache-dir"] : defaultModelCacheDir(), { device, threads });
   const loop = new WorkerLoop({ workerId, source: NatsTileSource.create(nc), jobsKv, workersKv, models, sender, concurrency, device, log, drainMs, verbose: values.verbose === true });
