@@ -1,4 +1,4 @@
-import { isAbortedError, isConfigError, isInputError, ModelError } from "../../common/src/mod.js";
+import { isAbortedError, isConfigError, isInputError, isWorkerHealthError, ModelError } from "../../common/src/mod.js";
 import { cancelCommand, jobsCommand, resultCommand, submitCommand, watchCommand, workersCommand } from "./commands/client-commands.js";
 import { coordinatorCommand } from "./commands/coordinator.js";
 import { doctorCommand } from "./commands/doctor.js";
@@ -68,7 +68,7 @@ function reportError(err: unknown): number {
     process.stderr.write("delift: interrupted; no output was written\n");
     return 130;
   }
-  if (isConfigError(err) || isInputError(err) || err instanceof ModelError) {
+  if (isConfigError(err) || isInputError(err) || err instanceof ModelError || isWorkerHealthError(err)) {
     process.stderr.write(`delift: ${(err as Error).message}\n`);
     return 2;
   }

@@ -30,9 +30,13 @@ export type { TextTokenizer } from "./tokenizer/text-tokenizer.js";
 // model bundles and onnxruntime
 export { BUNDLE_FORMAT, readManifest, validateManifest } from "./bundle/manifest.js";
 export type { BundleManifest } from "./bundle/manifest.js";
-export { openBundle } from "./bundle/open-bundle.js";
+export { bundleFiles, exportManifest, openBundle } from "./bundle/open-bundle.js";
+export { externalDataFiles } from "./bundle/external-data.js";
+export { CONTEXT_LENGTH_FIELDS, readExportSettings } from "./bundle/export-config.js";
+export type { ExportSettings } from "./bundle/export-config.js";
+export { DECODER_FILES, findDecoderFile } from "./bundle/decoder-file.js";
 export type { ModelBundle } from "./bundle/open-bundle.js";
-export { sessionOptionsFor } from "./onnx/session-options.js";
+export { checkDevice, cudaProviderStatus, onnxruntimeBinaryDir, sessionOptionsFor } from "./onnx/session-options.js";
 export type { Device } from "./onnx/session-options.js";
 export { loadOnnxEncoder } from "./onnx/onnx-encoder.js";
 export type { SentenceEncoder } from "./onnx/onnx-encoder.js";
@@ -49,6 +53,14 @@ export type { TileMessage } from "./tiles/codec.js";
 // kernels
 export { KERNEL_FILES, KERNEL_FORMAT, readKernel, writeKernel } from "./kernel/kernel-files.js";
 export type { KernelMetadata, UtilityKernel } from "./kernel/kernel-files.js";
+export { CHUNKED_FORMAT, CHUNKED_INDEX_FILE, parseChunkedIndex } from "./kernel/chunked-format.js";
+export type { ChunkEntry, ChunkedIndex } from "./kernel/chunked-format.js";
+export { ChunkedKernelWriter, chunkedFileNames } from "./kernel/chunked-writer.js";
+export type { ChunkedFinish, ChunkedWriterOptions } from "./kernel/chunked-writer.js";
+export { ChunkedKernel, balancedRanges, isChunkedKernelDir } from "./kernel/chunked-reader.js";
+export type { KernelChunk, ReadOptions } from "./kernel/chunked-reader.js";
+export { readChunkedKernel, readChunkedUtilityKernel, utilityKernelToChunked, writeChunkedKernel } from "./kernel/chunked-convert.js";
+export type { ChunkedExtras } from "./kernel/chunked-convert.js";
 
 // the bus: interfaces, in-memory and NATS implementations
 export type { BlobStore, KeyValueBucket, QueueSettings, TileDelivery, TileQueue, TileSource } from "./bus/types.js";

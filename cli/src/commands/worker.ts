@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { connect } from "@nats-io/transport-node";
-import { closeNats, CLUSTER_BUCKET, JOBS_BUCKET, MODELS_BUCKET, NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, NatsBlobStore, natsConnectionOptions, NatsKeyValue, NatsTileSource, WORKER_TTL_MS, WORKERS_BUCKET } from "../../../common/src/mod.js";
+import { checkDevice, closeNats, CLUSTER_BUCKET, JOBS_BUCKET, MODELS_BUCKET, NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, NatsBlobStore, natsConnectionOptions, NatsKeyValue, NatsTileSource, WORKER_TTL_MS, WORKERS_BUCKET } from "../../../common/src/mod.js";
 import { defaultModelCacheDir, GrpcResultSender, ModelCache, WorkerLoop } from "../../../worker/src/mod.js";
 import { choiceOption, intOption, parseCommand } from "../args.js";
 
@@ -39,6 +39,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   }
   const access = natsAccessFrom(values);
   const device = choiceOption(values.device, "device", ["cpu", "cuda"] as const) ?? "cpu";
+  checkDevice(device); // a missing CUDA provider is said at start, not after the first tile
   const concurrency = intOption(values.concurrency, "concurrency", 1, 64) ?? 1;
   const threads = intOption(values.threads, "threads", 1, 1024);
   const drainMs = (intOption(values["drain-timeout"], "drain-timeout", 0, 86_400) ?? 60) * 1000;
