@@ -92,7 +92,7 @@ Interrupt("delift select: Ctrl-C once the first tile is stored: exit 130, no out
   await assertResumes(s, args, stored);
 });
 
-const missing = holdPointsMissing();
+const missing = await holdPointsMissing();
 const holdTest = (name: string, fn: () => Promise<void>) => (missing ? Interrupt.skip(name, fn) : Interrupt(name, fn));
 if (missing) {
   process.stdout.write(
@@ -118,7 +118,8 @@ for (const point of ["scoring", "selecting", "writing"] as const) {
 
 holdTest("delift model prepare held at writing (DELIFT_HOLD_AT): Ctrl-C gives exit 130, no output, no temporary files, the source bundle untouched", async () => {
   const s = scene("prepare");
-  const digest = () => Object.fromEntries(readdirSync(TINY_MODEL).map((f) => [f, createHash("sha256").update(readFileSync(join(TINY_MODEL, f))).digest("hex")]));
+  const files = readdirSync(TINY_MODEL, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name);
+  const digest = () => Object.fromEntries(files.map((f) => [f, createHash("sha256").update(readFileSync(join(TINY_MODEL, f))).digest("hex")]));
   const before = digest();
   const p = start(s, ["model", "prepare", "--model", TINY_MODEL, "--out", s.out], { DELIFT_HOLD_AT: "writing" });
   await waitForHold(p, "writing");

@@ -179,7 +179,7 @@ async function pollUntil(cluster: TestCluster, done: (list: WorkerInfo[]) => boo
   }
 }
 
-const missing = holdPointsMissing();
+const missing = await holdPointsMissing();
 if (missing) process.stdout.write(`\n  NOT RUN (${missing}): delift result held at writing and interrupted; it runs as soon as the build has DELIFT_HOLD_AT.\n`);
 (missing ? test.skip : test)("delift result held at writing (DELIFT_HOLD_AT): Ctrl-C gives exit 130, no output directory, no temporary files", async () => {
   const cluster = await TestCluster.start({ workers: 1 });
