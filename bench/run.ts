@@ -1,7 +1,7 @@
 /**
  * npm run bench: every benchmark in turn, each in its own process. Figures are ratios against a
  * baseline measured in the same invocation (these machines are shared and noisy).
- *   node dist/bench/run.js [kernel] [prepare] [transfer] [select] [select-distributed] [cluster] [mutations]   (default: all)
+ *   node dist/bench/run.js [kernel] [prepare] [transfer] [select] [select-distributed] [cluster] [scale] [mutations]   (default: all)
  * Environment: DELIFT_PYTHON (interpreter for the reference harness), BENCH_SAMPLES, BENCH_THREADS.
  */
 import { spawnSync } from "node:child_process";
@@ -15,6 +15,7 @@ const BENCHES: Record<string, { script: string; args: string[]; about: string }>
   select: { script: "select/main.js", args: [], about: "stochastic vs lazy greedy on a 1M x 32 sparse kernel" },
   "select-distributed": { script: "select-distributed/main.js", args: [], about: "distributed selection (bands, partition) on shard hosts over NATS vs central greedy, 1e6 x 64 and 1e7 x 32 kernels on disk" },
   cluster: { script: "cluster/main.js", args: [], about: "cluster over NATS + gRPC vs the embedded default" },
+  scale: { script: "scale/main.js", args: [], about: "reading, embeddings, candidate search, plan and tile bytes at 100k samples (--million for 10^6: node dist/bench/scale/main.js --million)" },
   mutations: { script: "mutations/main.js", args: [], about: "hand-made bugs applied to a copy of the repository: which tests catch each" },
 };
 
