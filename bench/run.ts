@@ -1,7 +1,7 @@
 /**
  * npm run bench: every benchmark in turn, each in its own process. Figures are ratios against a
  * baseline measured in the same invocation (these machines are shared and noisy).
- *   node dist/bench/run.js [kernel] [prepare] [transfer] [select] [select-distributed] [cluster] [scale] [event-loop] [rss]   (default: all)
+ *   node dist/bench/run.js [kernel] [prepare] [transfer] [select] [select-distributed] [cluster] [scale] [event-loop] [rss] [mutations]   (default: all)
  * Environment: DELIFT_PYTHON (interpreter for the reference harness), BENCH_SAMPLES, BENCH_THREADS.
  */
 import { spawnSync } from "node:child_process";
@@ -18,6 +18,7 @@ const BENCHES: Record<string, { script: string; args: string[]; about: string }>
   scale: { script: "scale/main.js", args: [], about: "reading, embeddings, candidate search, plan and tile bytes at 100k samples (--million for 10^6: node dist/bench/scale/main.js --million)" },
   "event-loop": { script: "runtime/event-loop.js", args: [], about: "coordinator event-loop delay while it selects over a 1M-column kernel vs selecting on the loop" },
   rss: { script: "runtime/rss.js", args: [], about: "coordinator RSS over 20 consecutive small jobs vs after the first" },
+  mutations: { script: "mutations/main.js", args: [], about: "hand-made bugs applied to a copy of the repository: which tests catch each" },
 };
 
 const chosen = process.argv.slice(2);

@@ -1,5 +1,9 @@
 #!/usr/bin/env node
-import { main } from "../dist/cli/src/main.js";
+// onnxruntime-node 1.30 starts a telemetry client that leaves .ses and mat-debug-PID.log in the
+// temp directory on every run (and would upload events where it finds a CA bundle): off unless
+// the user asks for it. Set before the runtime loads, hence the dynamic import.
+process.env.ORT_DISABLE_TELEMETRY ??= "1";
+const { main } = await import("../dist/cli/src/main.js");
 
 main(process.argv.slice(2)).then(
   (code) => exit(code),

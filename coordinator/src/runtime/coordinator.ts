@@ -49,7 +49,7 @@ import { handleStimulus } from "../jobs/machine.js";
 import { storyEntries, type StoryEntry } from "../jobs/story.js";
 import { SELECTION_FILES } from "../select/write-selection.js";
 import { syncDir, type TileStore } from "../store/tile-store.js";
-import { announceHold, holdAt } from "../tasks/hold.js";
+import { announceHold, holdAt, holdRequested } from "../tasks/hold.js";
 import { JobThread } from "../tasks/job-thread.js";
 import { TaskRunner, type TaskBody, type TaskContext } from "../tasks/task-runner.js";
 import type { PlanDescription } from "../tasks/thread-ops.js";
@@ -466,6 +466,8 @@ export class Coordinator {
   private async storeTask(entry: JobEntry, ctx: TaskContext, i: { tileId: string; request: string }): Promise<JobEvent> {
     const upload = entry.uploads.get(i.request);
     if (!upload) throw new Error(`no upload for request ${i.request}`);
+    // Held at scoring (a test hook): after the first stored tile nothing more is stored, so the job stays there.
+    if (entry.storedOnce && holdRequested("scoring")) await abortion(ctx.signal);
     const r = await this.deps.store.putOrCompare(i.tileId, upload.output);
     const bytes = upload.output.distances.byteLength;
     if (r.outcome === "stored") {
@@ -697,6 +699,15 @@ async function commitOutput(staged: string, target: string, owned: string[], sig
   renameSync(staged, target);
   if (replacing) await rm(old, { recursive: true, force: true });
   await syncDir(dirname(target)).catch(() => undefined);
+}
+
+/** Resolves never; rejects when `signal` aborts. */
+function abortion(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    const stop = () => reject(signal.reason instanceof Error ? signal.reason : new AbortedError());
+    if (signal.aborted) stop();
+    else signal.addEventListener("abort", stop, { once: true });
+  });
 }
 
 /** Runs `fn` until it succeeds, waiting longer after each failure (0.5 s up to 10 s); stops when aborted. */
