@@ -30,9 +30,15 @@ export function announceHold(point: HoldPoint, jobId: string): void {
 export async function holdAt(point: HoldPoint, jobId: string, signal: AbortSignal): Promise<void> {
   if (!holdRequested(point)) return;
   announceHold(point, jobId);
-  await new Promise<never>((_, reject) => {
-    const stop = () => reject(signal.reason instanceof Error ? signal.reason : new AbortedError(`held at ${point}, then aborted`));
-    if (signal.aborted) stop();
-    else signal.addEventListener("abort", stop, { once: true });
-  });
+  // The hold itself keeps the process alive (a command with nothing else pending would just exit).
+  const alive = setInterval(() => undefined, 1 << 30);
+  try {
+    await new Promise<never>((_, reject) => {
+      const stop = () => reject(signal.reason instanceof Error ? signal.reason : new AbortedError(`held at ${point}, then aborted`));
+      if (signal.aborted) stop();
+      else signal.addEventListener("abort", stop, { once: true });
+    });
+  } finally {
+    clearInterval(alive);
+  }
 }
