@@ -64,6 +64,10 @@ export type { ReportContext, SelectedSample } from "./select/build-report.js";
 export { SELECTION_FILES, writeSelection } from "./select/write-selection.js";
 export type { SelectionRecords } from "./select/write-selection.js";
 export { cosineKernel } from "./select/cosine-kernel.js";
+export { inProcessHosts, runShardedJobSelection } from "./select/sharded-job.js";
+export type { OpenedHosts, SelectionHosts, SelectionPlan, ShardedSelectionPlan } from "./select/sharded-job.js";
+export { NatsSelectionHosts, selectingJobs } from "./select/nats-selection-hosts.js";
+export type { NatsSelectionHostsOptions } from "./select/nats-selection-hosts.js";
 export type { KernelSection, SelectionReport } from "./report/types.js";
 export { renderReportHtml } from "./report/report-html.js";
 
@@ -76,8 +80,8 @@ export { acquireCoordinatorLease, COORDINATOR_LEASE_KEY, dataDirIdentity, LeaseE
 export type { LeaseHandle, LeaseOptions } from "./runtime/lease.js";
 export { DEFAULT_MAX_TILE_TOKENS, kernelRequests, planJob, publishModel, workSpecFor } from "./runtime/plan-job.js";
 export type { KernelRequest, PlannedJob } from "./runtime/plan-job.js";
-export { assembleJobKernels, finishJob, seKernels, selectJob, writeKernelJob, writeSelectedJob } from "./runtime/finish-job.js";
-export type { JobTimings, KernelFacts, SelectedJob } from "./runtime/finish-job.js";
+export { assembleJobKernels, finishJob, prepareJobSelection, reportJobSelection, seKernels, selectJob, writeKernelJob, writeSelectedJob } from "./runtime/finish-job.js";
+export type { JobTimings, KernelFacts, PreparedJobSelection, SelectedJob } from "./runtime/finish-job.js";
 export { atomicWrite, jobDir, listSavedJobs, resultDir, saveKey, saveSpec, saveState, storyPath } from "./runtime/job-files.js";
 export type { SavedJob, SavedJobState } from "./runtime/job-files.js";
 

@@ -24,3 +24,7 @@ export type { GrpcSenderOptions } from "./rpc/grpc-result-sender.js";
 // shared with the coordinator, re-exported for callers of the engine
 export { planBatches } from "../../common/src/mod.js";
 export type { BatchLimits } from "../../common/src/mod.js";
+
+// distributed selection: shard hosts for the jobs that select on the cluster
+export { ShardService } from "./select/shard-service.js";
+export type { ShardServiceOptions } from "./select/shard-service.js";

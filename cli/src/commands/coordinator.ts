@@ -25,7 +25,7 @@ import {
   WORKER_TTL_MS,
   WORKERS_BUCKET,
 } from "../../../common/src/mod.js";
-import { acquireCoordinatorLease, Coordinator, dataDirIdentity, DEFAULT_CONFLICT_TOLERANCE, startGrpcServer, TileStore } from "../../../coordinator/src/mod.js";
+import { acquireCoordinatorLease, Coordinator, dataDirIdentity, DEFAULT_CONFLICT_TOLERANCE, NatsSelectionHosts, startGrpcServer, TileStore } from "../../../coordinator/src/mod.js";
 import { numberOption, parseCommand, requireString } from "../args.js";
 
 export const COORDINATOR_HELP = `delift coordinator --nats URL --grpc HOST:PORT --data-dir DIR [options]
@@ -107,7 +107,10 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const workersKv = await NatsKeyValue.open(nc, WORKERS_BUCKET, WORKER_TTL_MS, access.replicas);
   const queue = await NatsTileQueue.create(nc, access.replicas);
   const store = await TileStore.open(typeof values.store === "string" ? resolve(values.store) : join(dataDir, "tiles"));
-  const coordinator = await Coordinator.start({ queue, jobsKv, blobs: await NatsBlobStore.open(nc, MODELS_BUCKET, access.replicas), store, dataDir, log, conflictTolerance });
+  const blobs = await NatsBlobStore.open(nc, MODELS_BUCKET, access.replicas);
+  // Distributed selections (--select-shards, or a kernel above --select-memory) run on the workers.
+  const selectionHosts = new NatsSelectionHosts({ nc, jobsKv, workersKv, blobs });
+  const coordinator = await Coordinator.start({ queue, jobsKv, blobs, store, dataDir, log, conflictTolerance, selectionHosts });
   const server = await startGrpcServer({ coordinator, address: grpcAddress, token, tls, workersKv, log });
   const advertise = typeof values.advertise === "string" ? values.advertise : advertisedAddress(grpcAddress, server.port);
   const publishEndpoint = () =>

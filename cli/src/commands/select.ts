@@ -21,33 +21,20 @@ selected.jsonl then holds each pick's sample id, index, rank and gain.
 ${SELECTION_HELP}
   --job FILE             a whole job spec as JSON (as for "delift submit"); flags override it
 
-Selection straight from a kernel (--kernel DIR without --model):
-  --select-shards N      distributed selection over N shards (here: in this process, the same code a
-                         cluster runs over NATS); the picks are exactly lazy greedy's
-  --select-memory BYTES  without --select-shards: stay central while the kernel needs at most BYTES
-                         (default 4 GiB), else shard it
-  --select-algorithm A   bands (default: exact, lazy greedy's picks) | partition (partition-and-merge,
-                         for comparison)
+Selection straight from a kernel (--kernel DIR without --model) takes --budget, --optimizer,
+--epsilon, --seed, --scaling, --compare-lazy and --select-shards/--select-memory/--select-algorithm
+(FL over that kernel; its shards are objects in this process, the same code a cluster runs over NATS).
 ${SCORING_HELP}
 ${EMBEDDED_HELP}`;
 
-const SELECT_OPTIONS = {
-  "select-shards": { type: "string" },
-  "select-memory": { type: "string" },
-  "select-algorithm": { type: "string" },
-} as const;
-
 export async function selectCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommand("select", argv, { ...JOB_OPTIONS, ...EMBEDDED_OPTIONS, ...SELECT_OPTIONS });
+  const { values } = parseCommand("select", argv, { ...JOB_OPTIONS, ...EMBEDDED_OPTIONS });
   if (values.help) {
     process.stdout.write(SELECT_HELP + "\n");
     return 0;
   }
   const out = requireString(values.out, "out", "select");
   if (typeof values.kernel === "string" && values.model === undefined && values.job === undefined) return selectKernelOnly(values, out);
-  for (const flag of Object.keys(SELECT_OPTIONS)) {
-    if (values[flag] !== undefined) throw new ConfigError(`delift select: --${flag} works with --kernel DIR without --model for now (jobs with a model get it with the cluster runtime)`);
-  }
   if (typeof values.job !== "string") {
     requireString(values.data, "data", "select");
     requireString(values.model, "model", "select");

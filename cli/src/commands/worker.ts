@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
 import { AuthorizationError, connect, type NatsConnection, PermissionViolationError, UserAuthenticationExpiredError } from "@nats-io/transport-node";
 import {
   checkDevice,
@@ -23,7 +24,7 @@ import {
   WORKER_TTL_MS,
   WORKERS_BUCKET,
 } from "../../../common/src/mod.js";
-import { defaultModelCacheDir, GrpcResultSender, ModelCache, WorkerLoop } from "../../../worker/src/mod.js";
+import { defaultModelCacheDir, GrpcResultSender, ModelCache, ShardService, WorkerLoop } from "../../../worker/src/mod.js";
 import { choiceOption, intOption, parseCommand } from "../args.js";
 
 export const WORKER_HELP = `delift worker --nats URL --token T [options]
@@ -36,6 +37,9 @@ Start and stop workers at any time; a job keeps going. SIGTERM finishes (or hand
 current tile and leaves; a killed worker's tile is redelivered after the job's ack wait. A worker
 that fails on its own (model fetch, provider, memory, a refused token) hands its tile back without
 using a delivery, backs off, and after 3 such failures in a row exits with status 1.
+While a job's selection runs distributed (delift submit --select-shards N, or a kernel above the
+coordinator's --select-memory), the worker also hosts selection shards for it: it reads its column
+ranges from the NATS object store and answers the coordinator's rounds (signed with the job's key).
 
   --token T              the coordinator's bearer token (DELIFT_TOKEN; not needed if the coordinator
                          runs with --publish-token)
@@ -97,6 +101,22 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const models = new ModelCache(blobs, typeof values["cache-dir"] === "string" ? values["cache-dir"] : defaultModelCacheDir(), { device, threads }, { maxModels });
   const loop = new WorkerLoop({ workerId, source: NatsTileSource.create(nc), jobsKv, workersKv, models, sender, concurrency, device, log, drainMs });
   loop.start();
+  const hold = process.env.DELIFT_SELECT_HOLD_ROUND;
+  if (hold !== undefined && !/^\d+$/.test(hold)) throw new ConfigError(`DELIFT_SELECT_HOLD_ROUND must be a round number, got "${hold}"`);
+  const shards = new ShardService({
+    nc,
+    jobsKv,
+    workerId,
+    jobKey: (jobId) => sender.jobKey(jobId),
+    openStore: async (bucket) => {
+      if (bucket !== MODELS_BUCKET) throw new ConfigError(`a selection kernel in bucket "${bucket}": only ${MODELS_BUCKET} is read`);
+      return blobs;
+    },
+    scratch: join(tmpdir(), `delift-select-${workerId.replace(/[^A-Za-z0-9_-]/g, "-")}`),
+    log,
+    holdAtRound: hold === undefined ? undefined : Number(hold),
+  });
+  shards.start();
   log.info({ device, concurrency, nats: access.servers.join(",") }, `worker ready (${device}, concurrency ${concurrency}), NATS ${access.servers.join(",")}`);
 
   await new Promise<void>((resolve) => {
@@ -106,6 +126,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   });
   if (!loop.retired) log.info("stopping: finishing or handing back the current tile");
   await loop.stop();
+  await shards.stop();
   await sender.close();
   await models.dispose();
   await closeNats(nc);

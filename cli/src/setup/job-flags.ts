@@ -26,6 +26,9 @@ export const JOB_OPTIONS: OptionSpec = {
   "kernel-type": { type: "string" },
   "save-kernel": { type: "boolean" },
   "compare-lazy": { type: "string" },
+  "select-shards": { type: "string" },
+  "select-memory": { type: "string" },
+  "select-algorithm": { type: "string" },
   "max-length": { type: "string" },
   "batch-size": { type: "string" },
   "batch-tokens": { type: "string" },
@@ -60,7 +63,13 @@ export const SELECTION_HELP = `Selection:
   --kernel DIR           reuse the V x V kernel "delift kernel" wrote for the same data and model
   --save-kernel          also write the V x V utility kernel into OUT/kernel/
   --compare-lazy WHEN    auto (default: when the kernel is small) | always | never: also run lazy greedy
-                         and report the ratio of f(A)`;
+                         and report the ratio of f(A)
+  --select-shards N      distributed selection over N shards (on a cluster: hosted by the job's
+                         workers; embedded: in this process); the picks are exactly lazy greedy's
+  --select-memory BYTES  without --select-shards: select centrally while the kernel needs at most
+                         BYTES of the coordinator's memory (default 4 GiB), else shard it
+  --select-algorithm A   bands (default: exact, lazy greedy's picks) | partition (partition-and-merge,
+                         for comparison)`;
 
 export const SCORING_HELP = `Scoring:
   --config FILE          JSON scoring settings: {"fields", "templates", "maxLength", "batch", "tile", "skipInvalid"}
@@ -113,6 +122,9 @@ export async function jobSpecFromFlags(values: Values, kind: "select" | "kernel"
     nu: num("nu"),
     kernelType: str("kernel-type"),
     compareLazy: str("compare-lazy"),
+    shards: num("select-shards"),
+    memory: num("select-memory"),
+    algorithm: str("select-algorithm"),
   });
   const fields = { ...((scoring.fields as object) ?? {}) } as Record<string, unknown>;
   assign(fields, {

@@ -29,6 +29,12 @@ export type SelectionSpec = {
   nu: number;
   kernelType: "utility" | "se";
   compareLazy: "auto" | "always" | "never";
+  /** Distributed selection over this many shards (null: the choice rule decides, by `memory`). */
+  shards: number | null;
+  /** Bytes the coordinator may spend on a central selection; above it the selection is sharded (null: 4 GiB). */
+  memory: number | null;
+  /** The distributed algorithm: bands (exact, lazy greedy's picks) or partition (for comparison). */
+  algorithm: "bands" | "partition";
 };
 
 /**
@@ -111,6 +117,9 @@ export function parseJobSpec(value: unknown, source: string): JobSpec {
     nu: num(sel, "nu", "selection.nu", 1, 0, 1e6),
     kernelType: choice(sel, "kernelType", "selection.kernelType", ["utility", "se"] as const, "utility"),
     compareLazy: choice(sel, "compareLazy", "selection.compareLazy", ["auto", "always", "never"] as const, "auto"),
+    shards: sel.shards === undefined || sel.shards === null ? null : num(sel, "shards", "selection.shards", 1, 1, 4096, true),
+    memory: sel.memory === undefined || sel.memory === null ? null : num(sel, "memory", "selection.memory", 0, 1, Number.MAX_SAFE_INTEGER, true),
+    algorithm: choice(sel, "algorithm", "selection.algorithm", ["bands", "partition"] as const, "bands"),
   };
 
   const sc = obj(root.scoring, "scoring");

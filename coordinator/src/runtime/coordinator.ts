@@ -48,12 +48,13 @@ import {
 import { handleStimulus } from "../jobs/machine.js";
 import { storyEntries, type StoryEntry } from "../jobs/story.js";
 import { SELECTION_FILES } from "../select/write-selection.js";
+import { inProcessHosts, runShardedJobSelection, type SelectionHosts } from "../select/sharded-job.js";
 import { syncDir, type TileStore } from "../store/tile-store.js";
 import { announceHold, holdAt, holdRequested } from "../tasks/hold.js";
 import { JobThread } from "../tasks/job-thread.js";
 import { TaskRunner, type TaskBody, type TaskContext } from "../tasks/task-runner.js";
 import type { PlanDescription } from "../tasks/thread-ops.js";
-import { listSavedJobs, resultDir, saveKey, saveSpec, saveState, storyPath, type SavedJobState } from "./job-files.js";
+import { jobDir, listSavedJobs, resultDir, saveKey, saveSpec, saveState, storyPath, type SavedJobState } from "./job-files.js";
 import { jobStatus } from "./job-status.js";
 import { publishModel, workSpecFor, type PlannedJob } from "./plan-job.js";
 import { StoryLog } from "./story-log.js";
@@ -72,6 +73,8 @@ export type CoordinatorDeps = {
   onPlanned?: (jobId: string, description: PlanDescription) => void;
   /** Largest absolute difference between two results of one tile that still counts as the same (default 1e-5). */
   conflictTolerance?: number;
+  /** Where distributed selections run (a cluster: the workers over NATS); default: shard hosts in this process. */
+  selectionHosts?: SelectionHosts;
 };
 
 export const DEFAULT_CONFLICT_TOLERANCE = 1e-5;
@@ -492,15 +495,45 @@ export class Coordinator {
 
   private async selectTask(entry: JobEntry, ctx: TaskContext): Promise<JobEvent> {
     const r = entry.record;
+    const id = r.id;
     const startedAt = r.createdAt;
-    await this.threadOf(entry).call(
-      "select",
-      {
-        timings: { loadSeconds: entry.loadSeconds, kernelSeconds: (Date.now() - startedAt) / 1000 - entry.loadSeconds, startedAt },
-        tiles: { computed: r.counts.tilesDone - r.counts.tilesReused, reused: r.counts.tilesReused },
-      },
-      { signal: ctx.signal },
-    );
+    const shardedDir = join(jobDir(this.deps.dataDir, id), `select-kernel-${ctx.id}`);
+    try {
+      const plan = await this.threadOf(entry).call(
+        "select",
+        {
+          timings: { loadSeconds: entry.loadSeconds, kernelSeconds: (Date.now() - startedAt) / 1000 - entry.loadSeconds, startedAt },
+          tiles: { computed: r.counts.tilesDone - r.counts.tilesReused, reused: r.counts.tilesReused },
+          shardedDir,
+        },
+        { signal: ctx.signal },
+      );
+      if (plan.mode === "distributed") {
+        this.log.info({ job: id, shards: plan.shards, algorithm: plan.algorithm, columns: plan.nCols, nnz: plan.nnz }, `job ${id}: distributed selection, ${plan.algorithm} on ${plan.shards} shards (${plan.reason})`);
+        const started = performance.now();
+        let lastLine = 0;
+        const result = await runShardedJobSelection({
+          jobId: id,
+          key: entry.key,
+          plan,
+          kernelDir: shardedDir,
+          hosts: this.deps.selectionHosts ?? inProcessHosts,
+          signal: ctx.signal,
+          log: (line) => this.log.info({ job: id }, `job ${id}: selection: ${line}`),
+          onRound: (round) => {
+            const now = performance.now();
+            if (now - lastLine < 2000 && round.picked < plan.k) return;
+            lastLine = now;
+            this.log.info({ job: id, round: round.round, picked: round.picked, k: plan.k, tau: round.tau }, `job ${id}: selection round ${round.round}: ${round.picked}/${plan.k} picked`);
+          },
+          onReassign: (e) => this.log.warn({ job: id, shard: e.shard, from: e.from, to: e.to }, `job ${id}: selection shard ${e.shard} moves from host ${e.from} to ${e.to}`),
+        });
+        await rm(shardedDir, { recursive: true, force: true });
+        await this.threadOf(entry).call("selected", { result, seconds: (performance.now() - started) / 1000 }, { signal: ctx.signal });
+      }
+    } finally {
+      await rm(shardedDir, { recursive: true, force: true });
+    }
     return { type: "select-done", task: ctx.id };
   }
 

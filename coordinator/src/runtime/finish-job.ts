@@ -6,7 +6,7 @@ import { assembleKernel } from "../kernel/assemble-kernel.js";
 import { buildReport } from "../select/build-report.js";
 import { cosineKernel, sparseCosineKernel } from "../select/cosine-kernel.js";
 import { withRandomColumns } from "../plan/candidates.js";
-import { runSelection, type SelectionOutcome, type SelectionSettings } from "../select/run-selection.js";
+import { prepareSelection, runCentralSelection, type PreparedSelection, type SelectionOutcome, type SelectionSettings } from "../select/run-selection.js";
 import type { SelectionReport } from "../report/types.js";
 import { writeSelection } from "../select/write-selection.js";
 import type { TileSpec } from "../plan/tile-spec.js";
@@ -74,28 +74,30 @@ export type SelectedJob = {
   utilityToSave: UtilityKernel | null;
 };
 
-/** The selection of a job: assembles (or computes, for SE) its kernels, selects, builds the report. */
-export async function selectJob(
-  spec: JobSpec,
-  planned: PlannedJob,
-  read: (tile: TileSpec) => Promise<TileOutput>,
-  timings: JobTimings,
-  tiles: { computed: number; reused: number },
-): Promise<SelectedJob> {
+/** A job's kernels assembled (or computed), scaled and turned into its objective: what any optimiser needs. */
+export type PreparedJobSelection = {
+  kernels: { main: CscKernel; second: CscKernel | null };
+  settings: SelectionSettings;
+  prepared: PreparedSelection;
+  utility: UtilityKernel[];
+  utilityToSave: UtilityKernel | null;
+  kernelSeconds: number;
+};
+
+/** Assembles (or computes, for SE) the job's kernels and prepares its objective. */
+export async function prepareJobSelection(spec: JobSpec, planned: PlannedJob, read: (tile: TileSpec) => Promise<TileOutput>, timings: JobTimings): Promise<PreparedJobSelection> {
   const kernelStarted = performance.now();
   const assembled = spec.selection.kernelType === "utility" ? await assembleJobKernels(planned, read) : [];
   const utility = planned.reusedKernel ? [planned.reusedKernel, ...assembled] : assembled;
-  // runSelection scales its kernels in place: what --save-kernel writes is a copy of the values
+  // The selection scales its kernels in place: what --save-kernel writes is a copy of the values
   // before, the utility kernel exactly as "delift kernel" writes it.
   const utilityToSave = spec.saveKernel && utility[0] ? { ...utility[0], csc: { ...utility[0].csc, values: utility[0].csc.values.slice() } } : null;
   const kernels = spec.selection.kernelType === "se" ? await seKernels(spec, planned) : { main: utility[0].csc, second: utility[1]?.csc ?? null };
   const kernelSeconds = timings.kernelSeconds + (performance.now() - kernelStarted) / 1000;
-
-  const { sets } = planned;
   const sel = spec.selection;
   const settings: SelectionSettings = {
     stage: sel.stage,
-    k: parseBudget(sel.budget, sets.v.length),
+    k: parseBudget(sel.budget, planned.sets.v.length),
     optimizer: sel.optimizer,
     epsilon: sel.epsilon,
     seed: sel.seed,
@@ -104,7 +106,33 @@ export async function selectJob(
     nu: sel.nu,
     compareWithLazy: sel.compareLazy,
   };
-  const outcome = runSelection(kernels, settings);
+  return { kernels, settings, prepared: prepareSelection(kernels, settings), utility, utilityToSave, kernelSeconds };
+}
+
+/** The selection of a job: assembles (or computes, for SE) its kernels, selects centrally, builds the report. */
+export async function selectJob(
+  spec: JobSpec,
+  planned: PlannedJob,
+  read: (tile: TileSpec) => Promise<TileOutput>,
+  timings: JobTimings,
+  tiles: { computed: number; reused: number },
+): Promise<SelectedJob> {
+  const p = await prepareJobSelection(spec, planned, read, timings);
+  return reportJobSelection(spec, planned, p, runCentralSelection(p.kernels, p.settings, p.prepared), timings, tiles);
+}
+
+/** The report of a selection made over prepared kernels (centrally or by shard hosts). */
+export function reportJobSelection(
+  spec: JobSpec,
+  planned: PlannedJob,
+  p: PreparedJobSelection,
+  outcome: SelectionOutcome,
+  timings: JobTimings,
+  tiles: { computed: number; reused: number },
+): SelectedJob {
+  const { kernels, settings, utility, utilityToSave, kernelSeconds } = p;
+  const { sets } = planned;
+  const sel = spec.selection;
   const facts = (k: UtilityKernel | undefined): KernelFacts => ({
     truncatedPrompts: k ? k.metadata.truncated.pairs + k.metadata.truncated.baseline : null,
     tilesComputed: k ? tiles.computed : null,
@@ -154,11 +182,13 @@ export async function writeSelectedJob(spec: JobSpec, planned: PlannedJob, selec
     },
   });
   const r = report.result;
+  const d = r.distributed ?? null;
+  const how = d ? `${d.algorithm} on ${d.shards} shards, ${d.hosts} hosts, ${d.rounds} rounds, ${formatBytes(d.bytesSent + d.bytesReceived)} moved` : `${sel.optimizer} greedy`;
   return {
     summary:
-      `selected ${r.selected} of ${sets.v.length} (${sel.stage}, ${report.settings.objective.toUpperCase()}, ${sel.optimizer} greedy): ` +
+      `selected ${r.selected} of ${sets.v.length} (${sel.stage}, ${report.settings.objective.toUpperCase()}, ${how}): ` +
       `f(A) = ${r.value.toFixed(4)} (${((100 * r.value) / (r.valueOfAll || 1)).toFixed(1)}% of f(V))` +
-      (r.ratioToLazy !== null && sel.optimizer !== "lazy" ? `, ${r.ratioToLazy.toFixed(4)} of lazy greedy` : ""),
+      (r.ratioToLazy !== null && (d !== null || sel.optimizer !== "lazy") ? `, ${r.ratioToLazy.toFixed(4)} of lazy greedy` : ""),
   };
 }
 
@@ -185,4 +215,11 @@ export async function finishJob(
 ): Promise<{ summary: string }> {
   if (spec.kind === "kernel") return writeKernelJob(spec, planned, read, out);
   return writeSelectedJob(spec, planned, await selectJob(spec, planned, read, timings, tiles), out);
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }

@@ -62,8 +62,21 @@ const AUTO_LAZY_MAX_ENTRIES = 4_000_000;
 
 /** Scales the kernels in place, builds the stage's objective and runs the optimiser. */
 export function runSelection(kernels: SelectionKernels, s: SelectionSettings): SelectionOutcome {
-  const started = performance.now();
+  return runCentralSelection(kernels, s, prepareSelection(kernels, s));
+}
+
+/** What the stage's objective needs, the kernels scaled (in place): the first half of runSelection. */
+export type PreparedSelection = { objective: Objective; scaling: { main: ScalingReport; second: ScalingReport | null } };
+
+export function prepareSelection(kernels: SelectionKernels, s: SelectionSettings): PreparedSelection {
   const { main, second, objective } = prepareObjective(kernels, s);
+  return { objective, scaling: { main, second } };
+}
+
+/** The central optimiser over prepared kernels (the second half of runSelection). */
+export function runCentralSelection(kernels: SelectionKernels, s: SelectionSettings, prepared: PreparedSelection): SelectionOutcome {
+  const started = performance.now();
+  const { objective } = prepared;
   const options = { k: s.k, objective };
   const result = s.optimizer === "lazy" ? lazyGreedy(kernels.main, options) : stochasticGreedy(kernels.main, { ...options, epsilon: s.epsilon, seed: s.seed });
   const seconds = (performance.now() - started) / 1000;
@@ -77,8 +90,28 @@ export function runSelection(kernels: SelectionKernels, s: SelectionSettings): S
     lazy,
     objective,
     valueOfAll: objectiveValue(kernels.main, all, objective),
-    scaling: { main, second },
+    scaling: prepared.scaling,
     seconds,
+  };
+}
+
+/**
+ * The outcome of a selection that ran sharded elsewhere (the cluster's shard hosts) over these
+ * prepared kernels: f(V) from them, and central lazy greedy for the ratio where affordable (auto:
+ * kernels up to 4M entries; bands is lazy greedy pick for pick, so the ratio is 1 then).
+ */
+export function shardedOutcome(kernels: SelectionKernels, s: SelectionSettings, prepared: PreparedSelection, result: SelectionResult & { distributed: DistributedReport }, seconds: number): SelectionOutcome {
+  const { objective } = prepared;
+  const wantLazy = s.compareWithLazy === "always" || (s.compareWithLazy === "auto" && kernels.main.rowIdx.length <= AUTO_LAZY_MAX_ENTRIES);
+  const all = Uint32Array.from({ length: kernels.main.nCols }, (_, j) => j);
+  return {
+    result,
+    lazy: wantLazy ? lazyGreedy(kernels.main, { k: s.k, objective }) : null,
+    objective,
+    valueOfAll: objectiveValue(kernels.main, all, objective),
+    scaling: prepared.scaling,
+    seconds,
+    distributed: result.distributed,
   };
 }
 

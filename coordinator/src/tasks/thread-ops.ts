@@ -3,7 +3,10 @@ import type { TransferListItem } from "node:worker_threads";
 import type { JobSpec } from "../jobs/job-spec.js";
 import { tilePairCount, type TileSpec } from "../plan/tile-spec.js";
 import { tileWork } from "../plan/tile-work.js";
-import { selectJob, writeKernelJob, writeSelectedJob, type JobTimings, type SelectedJob } from "../runtime/finish-job.js";
+import { prepareJobSelection, reportJobSelection, writeKernelJob, writeSelectedJob, type JobTimings, type PreparedJobSelection, type SelectedJob } from "../runtime/finish-job.js";
+import { runCentralSelection, shardedOutcome } from "../select/run-selection.js";
+import { chooseJobSelection, writeShardedKernel, type SelectionPlan } from "../select/sharded-job.js";
+import type { DistributedResult } from "../../../common/src/selection/distributed/mod.js";
 import { planJob, type PlannedJob } from "../runtime/plan-job.js";
 import { readStoredTile } from "../store/tile-store.js";
 import { holdRequested, type HoldPoint } from "./hold.js";
@@ -17,10 +20,12 @@ export type ThreadState = {
   storeDir: string | null;
   planned: PlannedJob | null;
   selected: SelectedJob | null;
+  /** A selection prepared here and running on shard hosts (the `selected` op finishes it). */
+  sharded: { prepared: PreparedJobSelection; timings: JobTimings; tiles: { computed: number; reused: number } } | null;
 };
 
 export function newThreadState(jobId: string, hold: (point: HoldPoint) => void): ThreadState {
-  return { jobId, hold, spec: null, key: null, storeDir: null, planned: null, selected: null };
+  return { jobId, hold, spec: null, key: null, storeDir: null, planned: null, selected: null, sharded: null };
 }
 
 type Result<T> = Promise<{ value: T; transfer?: TransferListItem[] }>;
@@ -83,12 +88,35 @@ export const THREAD_OPS = {
     };
   },
 
-  /** Assembles the kernels, selects, builds the report; kept here for `write`. */
-  async select(state: ThreadState, input: { timings: JobTimings; tiles: { computed: number; reused: number } }): Result<null> {
+  /**
+   * Assembles the kernels and prepares the objective, then by the choice rule (--select-shards,
+   * --select-memory) either selects here and builds the report (kept for `write`), or writes the
+   * scaled kernel into `shardedDir` in the chunked format and returns the plan of a distributed
+   * selection, which the coordinator runs on shard hosts and hands back to `selected`.
+   */
+  async select(state: ThreadState, input: { timings: JobTimings; tiles: { computed: number; reused: number }; shardedDir: string }): Result<SelectionPlan> {
     const { planned, spec, storeDir } = ready(state);
     await holdHere(state, "selecting");
-    state.selected = await selectJob(spec, planned, (t) => readStoredTile(storeDir, t.id), input.timings, input.tiles);
-    return { value: null };
+    const prepared = await prepareJobSelection(spec, planned, (t) => readStoredTile(storeDir, t.id), input.timings);
+    const choice = chooseJobSelection(prepared.kernels.main, spec.selection);
+    if (choice.mode === "central") {
+      state.selected = reportJobSelection(spec, planned, prepared, runCentralSelection(prepared.kernels, prepared.settings, prepared.prepared), input.timings, input.tiles);
+      return { value: { mode: "central", reason: choice.reason } };
+    }
+    const plan = await writeShardedKernel(input.shardedDir, prepared.kernels.main, prepared.prepared.objective, choice, prepared.settings.k);
+    state.sharded = { prepared, timings: input.timings, tiles: input.tiles };
+    return { value: plan };
+  },
+
+  /** The result of a distributed selection: builds the report (with central lazy greedy's f where affordable); kept for `write`. */
+  async selected(state: ThreadState, input: { result: DistributedResult; seconds: number }): Result<{ ratioToLazy: number | null }> {
+    const { planned, spec } = ready(state);
+    if (!state.sharded) throw new Error(`job ${state.jobId}: no distributed selection was prepared`);
+    const { prepared, timings, tiles } = state.sharded;
+    const outcome = shardedOutcome(prepared.kernels, prepared.settings, prepared.prepared, input.result, input.seconds);
+    state.selected = reportJobSelection(spec, planned, prepared, outcome, timings, tiles);
+    state.sharded = null;
+    return { value: { ratioToLazy: state.selected.report.result.ratioToLazy } };
   },
 
   /** Writes the job's result into `dir` (the coordinator moves it into place). */

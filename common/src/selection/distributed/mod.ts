@@ -37,3 +37,5 @@ export type { NatsTransportOptions } from "./nats-transport.js";
 export { serveShardHost } from "./nats-shard-host.js";
 export type { NatsShardHostOptions, ServedShardHost } from "./nats-shard-host.js";
 export { blobColumnReader, publishChunkedKernel } from "./blob-source.js";
+export { SELECTING_JOBS_KEY, decodeSelectingJobs, encodeSelectingJobs, selectionKernelPrefix, selectionPool, selectionSecret, shardHostId } from "./cluster-records.js";
+export { chunkedDirReader } from "./shard-host.js";

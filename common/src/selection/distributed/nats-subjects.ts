@@ -5,6 +5,8 @@
  *   delift.select.POOL.rollcall          the coordinator asks every host to announce now
  *   delift.select.POOL.host.ID           requests to one host (framed)
  *   delift.select.POOL.host.ID.ping      is the host alive, and what does it know of a message
+ *   delift.select.POOL.reply.INBOX[.ping.N]  replies and pongs to the coordinator (its own subjects, so
+ *                                        workers need no publish right on _INBOX; see deploy/nats)
  */
 import { Packr } from "msgpackr";
 import { ConfigError, ProtocolError } from "../../errors.js";
@@ -21,6 +23,7 @@ export const subjects = (pool: string) => ({
   rollcall: `delift.select.${pool}.rollcall`,
   host: (id: string) => `delift.select.${pool}.host.${id}`,
   ping: (id: string) => `delift.select.${pool}.host.${id}.ping`,
+  reply: (inbox: string) => `delift.select.${pool}.reply.${inbox}`,
 });
 
 const packr = new Packr({ useRecords: false, moreTypes: false });

@@ -46,9 +46,10 @@ export class NatsShardTransport implements ShardTransport {
   private readonly lost = new Map<string, string>();
   private readonly pending = new Map<string, Pending>();
   private readonly assembler: FrameAssembler;
-  private readonly inbox = createInbox();
+  private readonly inbox: string;
   private subs: Subscription[] = [];
   private sent = 0;
+  private pings = 0;
   private received = 0;
   private heard: (() => void)[] = [];
 
@@ -57,6 +58,8 @@ export class NatsShardTransport implements ShardTransport {
     private readonly options: NatsTransportOptions,
   ) {
     this.s = subjects(checkName(options.pool, "pool"));
+    // Replies come to a subject of the pool's own (not _INBOX): workers may publish there and nowhere else.
+    this.inbox = this.s.reply(createInbox().slice("_INBOX.".length));
     this.auth = options.auth ?? UNSIGNED;
     this.assembler = new FrameAssembler(options.maxMessageBytes ?? 1 << 30, 64);
   }
@@ -186,7 +189,7 @@ export class NatsShardTransport implements ShardTransport {
       let state: string;
       let parts = 0;
       try {
-        const pong = decodePong((await this.nc.request(this.s.ping(host), encodePing(msgId), { timeout: this.options.pingTimeoutMs ?? 2000 })).data);
+        const pong = decodePong((await this.nc.request(this.s.ping(host), encodePing(msgId), { timeout: this.options.pingTimeoutMs ?? 2000, noMux: true, reply: `${this.inbox}.ping.${++this.pings}` })).data);
         state = pong.state;
         parts = pong.parts;
       } catch (err) {
