@@ -1,0 +1,76 @@
+/**
+ * Distributed selection inside the job flow (the embedded default: the coordinator's select task
+ * with shard hosts in this process, the code path a cluster runs with its workers over NATS): for
+ * FL, FLMI and FLCG the picks are central lazy greedy's whatever the number of shards; the report
+ * carries f(A), rounds, bytes and the ratio to lazy greedy; a kernel above --select-memory is
+ * sharded without being asked; the chunked copy of the kernel is gone afterwards.
+ */
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { runEmbeddedJob } from "../../cli/src/embedded/run-embedded-job.js";
+import { parseJobSpec } from "../../coordinator/src/mod.js";
+import { FIXTURES, TINY_MODEL, tempDir } from "../helpers/paths.js";
+
+const dir = tempDir("delift-select-jobs-");
+const lines = readFileSync(join(FIXTURES, "gsm8k-32.jsonl"), "utf8").split("\n").filter(Boolean);
+const file = (name: string, from: number, to: number) => {
+  const path = join(dir.path, name);
+  writeFileSync(path, lines.slice(from, to).join("\n") + "\n");
+  return path;
+};
+const DATA = file("v.jsonl", 0, 12);
+const OTHER = file("o.jsonl", 12, 16);
+
+type Run = { picks: number[]; report: { settings: { optimizer: string }; result: { value: number; lazyValue: number | null; ratioToLazy: number | null; distributed: { shards: number; rounds: number; algorithm: string } | null } } };
+
+async function run(name: string, selection: object, extra: object = {}): Promise<Run> {
+  const out = join(dir.path, `out-${name}`);
+  const dataDir = join(dir.path, `data-${name}`);
+  const spec = parseJobSpec({ kind: "select", data: DATA, model: TINY_MODEL, selection: { budget: "0.5", ...selection }, scoring: { tile: { columns: 6, rows: 12 } }, ...extra }, "test");
+  const outcome = await runEmbeddedJob(spec, { out, storeDir: join(dir.path, "tiles"), device: "cpu", threads: 1, dataDir });
+  assert.is(outcome.status.state, "done", outcome.status.error ?? "");
+  // No chunked copy of the kernel stays in the job's directory.
+  for (const job of readdirSync(join(dataDir, "jobs"))) assert.equal(readdirSync(join(dataDir, "jobs", job)).filter((f) => f.startsWith("select-kernel")), []);
+  return {
+    picks: readFileSync(join(out, "selected.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => (JSON.parse(l) as { index: number }).index),
+    report: JSON.parse(readFileSync(join(out, "report.json"), "utf8")),
+  };
+}
+
+test("FL, FLMI and FLCG: a job's picks on 1, 2 and 3 shards are central lazy greedy's, with rounds and the ratio to lazy greedy in the report", async () => {
+  for (const [stage, extra] of [
+    ["instruction", {}],
+    ["task", { target: OTHER }],
+    ["continual", { existing: OTHER }],
+  ] as const) {
+    const central = await run(`${stage}-lazy`, { stage, optimizer: "lazy" }, extra);
+    assert.is(central.report.result.distributed, null);
+    for (const shards of [1, 2, 3]) {
+      const sharded = await run(`${stage}-${shards}`, { stage, shards }, extra);
+      assert.equal(sharded.picks, central.picks, `${stage} on ${shards} shards`);
+      const r = sharded.report.result;
+      assert.is(r.distributed!.shards, shards);
+      assert.is(r.distributed!.algorithm, "bands");
+      assert.ok(r.distributed!.rounds >= 1);
+      assert.is(sharded.report.settings.optimizer, "bands");
+      assert.is(r.value, central.report.result.value, `${stage}: f(A) equals lazy greedy's bit for bit`);
+      assert.is(r.ratioToLazy, 1);
+    }
+  }
+});
+
+test("a kernel above --select-memory is sharded without --select-shards; partition-and-merge runs too", async () => {
+  const auto = await run("auto", { memory: 1 });
+  assert.ok(auto.report.result.distributed !== null && auto.report.result.distributed.shards >= 2, "sharded by the memory rule");
+  const lazy = await run("auto-lazy", { optimizer: "lazy" });
+  assert.equal(auto.picks, lazy.picks);
+  const partition = await run("partition", { shards: 2, algorithm: "partition" });
+  assert.is(partition.report.result.distributed!.algorithm, "partition");
+  assert.is(partition.picks.length, 6);
+  assert.ok(partition.report.result.ratioToLazy! > 0.9);
+});
+
+test.after(() => dir.cleanup());
+test.run();
