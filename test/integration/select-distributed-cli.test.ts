@@ -80,9 +80,9 @@ test("select --kernel: a corrupt chunk is a clear error naming the file, flags t
     const staged = delift(["select", "--kernel", chunked, "--budget", "0.3", "--out", out, "--stage", "task"]);
     assert.is(staged.code, 2);
     assert.match(staged.stderr, /--stage needs --data and --model/);
-    const withModel = delift(["select", "--data", "x.jsonl", "--model", "m", "--budget", "0.3", "--out", out, "--select-shards", "2"]);
-    assert.is(withModel.code, 2);
-    assert.match(withModel.stderr, /--select-shards works with --kernel DIR without --model/);
+    const badShards = delift(["select", "--data", "x.jsonl", "--model", "m", "--budget", "0.3", "--out", out, "--select-shards", "0"]);
+    assert.is(badShards.code, 2);
+    assert.match(badShards.stderr, /selection\.shards"?: expected an integer from 1 to 4096/);
     assert.equal(readdirSync(dir.path).sort(), ["bin", "chunked"]);
   } finally {
     dir.cleanup();
