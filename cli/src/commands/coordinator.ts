@@ -110,6 +110,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const blobs = await NatsBlobStore.open(nc, MODELS_BUCKET, access.replicas);
   // Distributed selections (--select-shards, or a kernel above --select-memory) run on the workers.
   const selectionHosts = new NatsSelectionHosts({ nc, jobsKv, workersKv, blobs });
+  await selectionHosts.reset().catch((err) => log.warn({ ...errorFields(err) }, `clearing earlier distributed selections failed: ${(err as Error).message}`));
   const coordinator = await Coordinator.start({ queue, jobsKv, blobs, store, dataDir, log, conflictTolerance, selectionHosts });
   const server = await startGrpcServer({ coordinator, address: grpcAddress, token, tls, workersKv, log });
   const advertise = typeof values.advertise === "string" ? values.advertise : advertisedAddress(grpcAddress, server.port);

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, renameSync } from "node:fs";
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import {
   AbortedError,
@@ -498,6 +498,12 @@ export class Coordinator {
     const id = r.id;
     const startedAt = r.createdAt;
     const shardedDir = join(jobDir(this.deps.dataDir, id), `select-kernel-${ctx.id}`);
+    // The chunked copy (and the writer's temporary sibling) of this or an earlier, interrupted session.
+    const removeCopies = async () => {
+      const names = await readdir(jobDir(this.deps.dataDir, id)).catch(() => [] as string[]);
+      await Promise.all(names.filter((n) => /^\.?select-kernel-/.test(n)).map((n) => rm(join(jobDir(this.deps.dataDir, id), n), { recursive: true, force: true })));
+    };
+    await removeCopies();
     try {
       const plan = await this.threadOf(entry).call(
         "select",
@@ -532,7 +538,7 @@ export class Coordinator {
         await this.threadOf(entry).call("selected", { result, seconds: (performance.now() - started) / 1000 }, { signal: ctx.signal });
       }
     } finally {
-      await rm(shardedDir, { recursive: true, force: true });
+      await removeCopies();
     }
     return { type: "select-done", task: ctx.id };
   }

@@ -74,10 +74,19 @@ export class NatsSelectionHosts implements SelectionHosts {
     }
   }
 
+  /**
+   * At the coordinator's start (it holds the cluster lease: no selection of another runs): no job
+   * is selecting, and objects left by a selection that died with an earlier coordinator go.
+   */
+  async reset(): Promise<void> {
+    await this.setSelecting("", false);
+    await this.deleteKernels("select/");
+  }
+
   /** Adds or removes a job in the "selecting" record (writes in order: a slow early one must not undo a later one). */
   private setSelecting(jobId: string, on: boolean): Promise<void> {
     if (on) this.selecting.add(jobId);
-    else this.selecting.delete(jobId);
+    else if (jobId) this.selecting.delete(jobId);
     const next = this.recordWrite.catch(() => undefined).then(() => this.o.jobsKv.put(SELECTING_JOBS_KEY, encodeSelectingJobs([...this.selecting])));
     this.recordWrite = next;
     return next;

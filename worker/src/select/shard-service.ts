@@ -45,6 +45,8 @@ export class ShardService {
   private ticking: Promise<void> = Promise.resolve();
   private stopped = false;
   private lastProblem = "";
+  /** Jobs this worker could not host (said once each). */
+  private readonly refused = new Set<string>();
 
   constructor(private readonly o: ShardServiceOptions) {
     this.hostId = shardHostId(o.workerId);
@@ -82,6 +84,7 @@ export class ShardService {
       return;
     }
     for (const id of this.served.keys()) if (!wanted.includes(id)) await this.close(id);
+    for (const id of this.refused) if (!wanted.includes(id)) this.refused.delete(id);
     for (const id of wanted) if (!this.served.has(id) && !this.stopped) this.served.set(id, this.serve(id));
   }
 
@@ -102,7 +105,8 @@ export class ShardService {
       return served;
     } catch (err) {
       // The job may have ended meanwhile (no key any more): try again on a later tick if it is still listed.
-      log.warn({ ...errorFields(err) }, `job ${jobId}: cannot host selection shards: ${(err as Error).message}`);
+      if (!this.refused.has(jobId)) log.warn({ ...errorFields(err) }, `job ${jobId}: cannot host selection shards: ${(err as Error).message}`);
+      this.refused.add(jobId);
       this.served.delete(jobId);
       return null;
     }
