@@ -135,6 +135,10 @@ test("two shard host processes over NATS select exactly what central lazy greedy
   const signed = join(s.dir.path, "secret");
   writeFileSync(signed, secret);
   const signedHosts = [0, 1].map((i) => HostProcess.start(s.nats.url, `${pool}-signed`, `${pool}-signed-h${i}`, ["--secret-file", signed]));
+  // A host with another secret announces itself in the same pool: it is never offered a shard.
+  const rogueSecret = join(s.dir.path, "rogue-secret");
+  writeFileSync(rogueSecret, randomBytes(32));
+  const rogue = HostProcess.start(s.nats.url, `${pool}-signed`, `${pool}-a-rogue`, ["--secret-file", rogueSecret]);
   try {
     const { path, scaled } = await kernelOnDisk(s.dir.path, 3000, 12, 1);
     const k = 900;
@@ -145,10 +149,13 @@ test("two shard host processes over NATS select exactly what central lazy greedy
     const flmi = await select(s, pool, path, k, { shards: 2, objective: { kind: "flmi", targetMax } });
     sameSelection(flmi, lazyGreedy(scaled, { k, objective: { kind: "flmi", targetMax } }), "FLMI on 2 hosts");
 
-    await Promise.all(signedHosts.map((h) => h.waitFor(/ready/)));
+    await Promise.all([...signedHosts, rogue].map((h) => h.waitFor(/ready/)));
     const signedSetup = { ...s, hosts: signedHosts };
-    const withSecret = await select(signedSetup, `${pool}-signed`, path, k, { shards: 2, auth: new HmacAuthenticator(secret) });
+    const withSecret = await select(signedSetup, `${pool}-signed`, path, k, { shards: 3, auth: new HmacAuthenticator(secret) });
     sameSelection(withSecret, fl, "signed");
+    assert.is(withSecret.distributed.hosts, 2, "only the hosts that hold the secret got shards");
+    assert.is(withSecret.distributed.reassignments, 0);
+    assert.not.match(rogue.log, /holds shard|dropped request/, "the rogue host was never asked anything");
     // A coordinator without the secret gets nothing answered: the hosts drop its unsigned requests.
     const transport = await NatsShardTransport.start(s.nc, { pool: `${pool}-signed`, minHosts: 2, requestTimeoutMs: 3000, pingMs: 200 });
     try {
@@ -161,7 +168,7 @@ test("two shard host processes over NATS select exactly what central lazy greedy
     }
     await signedHosts[0].waitFor(/dropped request \S+: bad or missing signature/);
   } finally {
-    await Promise.all(signedHosts.map((h) => h.kill("SIGTERM")));
+    await Promise.all([...signedHosts, rogue].map((h) => h.kill("SIGTERM")));
     await teardown(s);
   }
 });

@@ -11,7 +11,7 @@ import { ProtocolError } from "../../errors.js";
 import { UNSIGNED, type MessageAuthenticator } from "./auth.js";
 import { FrameAssembler, frameMessage } from "./frames.js";
 import { decodeRequest, encodeReply } from "./messages.js";
-import { checkName, decodePing, encodeAnnouncement, encodePong, frameBytesFor, subjects } from "./nats-subjects.js";
+import { announcementId, checkName, decodePing, encodeAnnouncement, encodePong, frameBytesFor, subjects } from "./nats-subjects.js";
 import type { ShardHost } from "./shard-host.js";
 import type { HostRequest } from "./types.js";
 
@@ -112,9 +112,11 @@ export async function serveShardHost(nc: NatsConnection, options: NatsShardHostO
     }
   };
 
+  // A coordinator offers shards only to hosts that prove they hold the secret.
+  const proof = auth.sign("reply", announcementId(hostId, incarnation), new Uint8Array(0));
   const announce = () => {
     try {
-      nc.publish(s.hosts, encodeAnnouncement({ host: hostId, incarnation, pid: process.pid }));
+      nc.publish(s.hosts, encodeAnnouncement({ host: hostId, incarnation, pid: process.pid, proof }));
     } catch {
       // The connection is reconnecting; the next heartbeat goes out when it is back.
     }

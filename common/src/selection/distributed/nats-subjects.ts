@@ -28,18 +28,23 @@ export const subjects = (pool: string) => ({
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
-export type Announcement = { host: string; incarnation: string; pid: number };
+/** proof: the host's signature over its id and incarnation (null when messages are not signed). */
+export type Announcement = { host: string; incarnation: string; pid: number; proof: string | null };
 
 export function encodeAnnouncement(a: Announcement): Uint8Array {
   return packr.pack({ v: 1, ...a });
 }
+
+/** What an announcement's proof signs (a message id of its own kind, with an empty payload). */
+export const announcementId = (host: string, incarnation: string) => `announce.${host}.${incarnation}`;
 
 export function decodeAnnouncement(data: Uint8Array): Announcement {
   const m = unpackMap(data, "host announcement");
   if (typeof m.host !== "string" || !NAME.test(m.host)) throw new ProtocolError("host announcement: bad host id");
   if (typeof m.incarnation !== "string" || !NAME.test(m.incarnation)) throw new ProtocolError("host announcement: bad incarnation");
   if (typeof m.pid !== "number" || !Number.isInteger(m.pid)) throw new ProtocolError("host announcement: bad pid");
-  return { host: m.host, incarnation: m.incarnation, pid: m.pid };
+  if (m.proof !== undefined && m.proof !== null && (typeof m.proof !== "string" || m.proof.length > 256)) throw new ProtocolError("host announcement: bad proof");
+  return { host: m.host, incarnation: m.incarnation, pid: m.pid, proof: typeof m.proof === "string" ? m.proof : null };
 }
 
 /** What a host knows of one message: still arriving, being worked on, answered, or nothing. */

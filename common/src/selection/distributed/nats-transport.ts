@@ -16,7 +16,7 @@ import { UNSIGNED, type MessageAuthenticator } from "./auth.js";
 import { HostLostError } from "./errors.js";
 import { FrameAssembler, frameMessage } from "./frames.js";
 import { decodeReply, encodeRequest } from "./messages.js";
-import { checkName, decodeAnnouncement, decodePong, encodePing, frameBytesFor, subjects } from "./nats-subjects.js";
+import { announcementId, checkName, decodeAnnouncement, decodePong, encodePing, frameBytesFor, subjects } from "./nats-subjects.js";
 import type { ShardTransport } from "./transport.js";
 import type { HostReply, HostRequest } from "./types.js";
 
@@ -49,6 +49,7 @@ export class NatsShardTransport implements ShardTransport {
   private readonly inbox: string;
   private subs: Subscription[] = [];
   private sent = 0;
+  private readonly refused = new Set<string>();
   private pings = 0;
   private received = 0;
   private heard: (() => void)[] = [];
@@ -139,6 +140,11 @@ export class NatsShardTransport implements ShardTransport {
   private onAnnouncement(msg: Msg): void {
     try {
       const a = decodeAnnouncement(msg.data);
+      if (!this.auth.verify("reply", announcementId(a.host, a.incarnation), new Uint8Array(0), a.proof)) {
+        if (!this.refused.has(a.host)) this.options.log?.(`ignored host ${a.host}: its announcement does not prove it holds the selection's secret`);
+        this.refused.add(a.host);
+        return;
+      }
       this.seen.set(a.host, { incarnation: a.incarnation, at: Date.now() });
       const waiting = this.heard;
       this.heard = [];
