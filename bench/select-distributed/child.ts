@@ -7,13 +7,15 @@
  */
 import { createHash } from "node:crypto";
 import { connect } from "@nats-io/transport-node";
-import { ChunkedKernel, ChunkedKernelWriter } from "../../common/src/mod.js";
+import { ChunkedKernel, ChunkedKernelWriter, NatsBlobStore } from "../../common/src/mod.js";
+import { Objm } from "@nats-io/obj";
 import { lazyGreedy, scaleKernelInPlace, stochasticGreedy, Xoshiro128, type SelectionResult } from "../../common/src/selection/mod.js";
-import { NatsShardTransport, runDistributedSelection, shardLayout, type DistributedAlgorithm } from "../../common/src/selection/distributed/mod.js";
+import { NatsShardTransport, publishChunkedKernel, runDistributedSelection, shardLayout, type DistributedAlgorithm, type KernelSourceSpec } from "../../common/src/selection/distributed/mod.js";
 
 type GenerateArgs = { dir: string; n: number; perColumn: number; seed: number };
 type CentralArgs = { dir: string; k: number; optimizer: "stochastic" | "lazy"; epsilon: number; seed: number };
-type CoordinateArgs = { dir: string; k: number; url: string; pool: string; hosts: number; shards: number; algorithm: DistributedAlgorithm; oversample: number; parts: number };
+/** source "blob": the kernel goes through a NATS object store first (as a cluster job's does), its publishing timed apart. */
+type CoordinateArgs = { dir: string; k: number; url: string; pool: string; hosts: number; shards: number; algorithm: DistributedAlgorithm; oversample: number; parts: number; source?: "dir" | "blob" };
 
 const peakRss = () => process.resourceUsage().maxRSS * 1024;
 
@@ -70,6 +72,15 @@ async function coordinate(a: CoordinateArgs) {
   const transport = await NatsShardTransport.start(nc, { pool: a.pool, minHosts: a.hosts, waitMs: 60_000 });
   const blocks = opened.index.chunks.map((c) => ({ colStart: c.colStart, colEnd: c.colEnd, weight: c.nnz }));
   const layout = shardLayout(blocks, a.shards, a.algorithm === "partition" ? a.parts : a.shards);
+  let source: KernelSourceSpec = { kind: "chunked-dir", path: a.dir };
+  let publishSeconds = 0;
+  const bucket = `bench_select_${a.pool}`;
+  if (a.source === "blob") {
+    const p = performance.now();
+    await publishChunkedKernel(await NatsBlobStore.open(nc, bucket), a.dir, "kernel");
+    publishSeconds = (performance.now() - p) / 1000;
+    source = { kind: "blob-store", bucket, prefix: "kernel" };
+  }
   const t = performance.now();
   const cpu = process.cpuUsage();
   const r = await runDistributedSelection(
@@ -79,7 +90,7 @@ async function coordinate(a: CoordinateArgs) {
       nCols: opened.nCols,
       shards: layout.shards,
       parts: layout.parts,
-      source: { kind: "chunked-dir", path: a.dir },
+      source,
       scaling: { scaling: "min-max", range: opened.index.valueRange },
     },
     transport,
@@ -88,8 +99,9 @@ async function coordinate(a: CoordinateArgs) {
   const seconds = (performance.now() - t) / 1000;
   const used = process.cpuUsage(cpu);
   await transport.close();
+  if (a.source === "blob") await (await new Objm(nc).open(bucket)).destroy();
   await nc.close();
-  return { seconds, cpuSeconds: (used.user + used.system) / 1e6, value: r.value, evaluations: r.evaluations, checksum: checksum(r), distributed: r.distributed, peakRssBytes: peakRss() };
+  return { publishSeconds, seconds, cpuSeconds: (used.user + used.system) / 1e6, value: r.value, evaluations: r.evaluations, checksum: checksum(r), distributed: r.distributed, peakRssBytes: peakRss() };
 }
 
 async function main(): Promise<void> {

@@ -3,7 +3,8 @@
  * format (default 10^6 columns x 64 entries and 10^7 x 32), budget 30%, FL. In one invocation:
  * central stochastic and lazy greedy (each in a process of its own, the whole kernel in memory),
  * then bands on 2 and 4 shard hosts (processes) over a real nats-server on loopback, and
- * partition-and-merge on 2 hosts at the first size. Each figure: time (and its ratio to central
+ * partition-and-merge on 2 hosts at the first size, and bands on 2 hosts with the kernel going
+ * through the NATS object store first (as a cluster job's does; the put is timed apart). Each figure: time (and its ratio to central
  * stochastic greedy of the same run), rounds, payload bytes over the bus, peak RSS of the
  * coordinator and of the largest host, f(A) and its ratio to central lazy greedy. "seconds" of
  * central greedy is the optimiser alone (it reads the whole kernel first, shown as "load"); that
@@ -108,7 +109,7 @@ async function stopHosts(hosts: ChildProcess[]): Promise<void> {
   );
 }
 
-async function distributed(url: string, dir: string, k: number, hosts: number, algorithm: "bands" | "partition", oversample = 2): Promise<Measured> {
+async function distributed(url: string, dir: string, k: number, hosts: number, algorithm: "bands" | "partition", oversample = 2, source: "dir" | "blob" = "dir"): Promise<Measured> {
   const pool = `bench${hosts}${algorithm[0]}${Math.random().toString(36).slice(2, 7)}`;
   const procs = await startHosts(url, pool, hosts);
   // Sample the hosts' peak RSS while the coordinator runs, and read it once more before they stop.
@@ -116,7 +117,7 @@ async function distributed(url: string, dir: string, k: number, hosts: number, a
   const sample = () => procs.forEach((p) => p.pid && peaks.set(p.pid, Math.max(peaks.get(p.pid) ?? 0, peakRssOf(p.pid) || 0)));
   const timer = setInterval(sample, 1000);
   try {
-    const r = await childAsync<{ seconds: number; value: number; checksum: string; evaluations: number; peakRssBytes: number; distributed: { rounds: number; bytesSent: number; bytesReceived: number; reassignments: number; seconds: { load: number } } }>("coordinate", {
+    const r = await childAsync<{ publishSeconds: number; seconds: number; value: number; checksum: string; evaluations: number; peakRssBytes: number; distributed: { rounds: number; bytesSent: number; bytesReceived: number; reassignments: number; seconds: { load: number } } }>("coordinate", {
       dir,
       k,
       url,
@@ -126,10 +127,11 @@ async function distributed(url: string, dir: string, k: number, hosts: number, a
       algorithm,
       oversample,
       parts: 8,
+      source,
     });
     sample();
     return {
-      label: algorithm === "bands" ? "bands (distributed)" : `partition-and-merge (oversample ${oversample})`,
+      label: algorithm === "bands" ? (source === "blob" ? `bands, via object store (+${r.publishSeconds.toFixed(1)} s put)` : "bands (distributed)") : `partition-and-merge (oversample ${oversample})`,
       hosts,
       seconds: r.seconds,
       value: r.value,
@@ -195,6 +197,8 @@ async function main(): Promise<void> {
         const rows: Measured[] = [centralRun(dir, k, "stochastic", epsilon, seed)];
         if (n <= lazyLimit) rows.push(centralRun(dir, k, "lazy", epsilon, seed));
         for (const h of hostCounts) rows.push(await distributed(nats.url, dir, k, h, "bands"));
+        // As a cluster job runs it: the kernel through the NATS object store, hosts fetching their chunks.
+        rows.push(await distributed(nats.url, dir, k, hostCounts[0], "bands", 2, "blob"));
         if (n === sizes[0].n) {
           rows.push(await distributed(nats.url, dir, k, hostCounts[0], "partition", 2));
           rows.push(await distributed(nats.url, dir, k, hostCounts[0], "partition", 1));
