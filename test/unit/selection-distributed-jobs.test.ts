@@ -11,6 +11,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runEmbeddedJob } from "../../cli/src/embedded/run-embedded-job.js";
 import { parseJobSpec } from "../../coordinator/src/mod.js";
+import { decodeSelectingJobs, encodeSelectingJobs, selectionSecret, shardHostId } from "../../common/src/selection/distributed/mod.js";
 import { FIXTURES, TINY_MODEL, tempDir } from "../helpers/paths.js";
 
 const dir = tempDir("delift-select-jobs-");
@@ -70,6 +71,21 @@ test("a kernel above --select-memory is sharded without --select-shards; partiti
   assert.is(partition.report.result.distributed!.algorithm, "partition");
   assert.is(partition.picks.length, 6);
   assert.ok(partition.report.result.ratioToLazy! > 0.9);
+});
+
+test("the selecting record, host ids and the selection secret: validated, stable, distinct", () => {
+  assert.equal(decodeSelectingJobs(encodeSelectingJobs(["jb", "ja", "jb"])), ["ja", "jb"]);
+  for (const bad of ["{", '{"v":2,"jobs":[]}', '{"v":1,"jobs":["a.b"]}', '{"v":1,"jobs":[1]}', '"x"', "\u00ff"]) {
+    assert.throws(() => decodeSelectingJobs(new TextEncoder().encode(bad)), (e: Error) => e.name === "ProtocolError", bad);
+  }
+  assert.is(shardHostId("w1"), "w1");
+  const long = shardHostId("host.example.com:1234@" + "x".repeat(300));
+  assert.ok(/^[A-Za-z0-9_-]{1,64}$/.test(long), long);
+  assert.is.not(shardHostId("a.b"), shardHostId("a:b"), "ids that differ only in replaced characters stay distinct");
+  const key = new Uint8Array(32).fill(7);
+  assert.equal(selectionSecret(key), selectionSecret(key.slice()));
+  assert.is.not(Buffer.from(selectionSecret(key)).toString("hex"), Buffer.from(key).toString("hex"));
+  assert.is.not(Buffer.from(selectionSecret(key)).toString("hex"), Buffer.from(selectionSecret(new Uint8Array(32).fill(8))).toString("hex"));
 });
 
 test.after(() => dir.cleanup());
