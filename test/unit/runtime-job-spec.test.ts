@@ -46,6 +46,9 @@ test("a minimal spec gets every default", () => {
       nu: 1,
       kernelType: "utility",
       compareLazy: "auto",
+      shards: null,
+      memory: null,
+      algorithm: "bands",
     },
     scoring: {
       fields: DEFAULT_FIELDS,

@@ -118,7 +118,7 @@ class PatientTransport implements ShardTransport {
       const hosts = await this.inner.hosts(signal);
       if (hosts.length > 0) return hosts;
       if (signal?.aborted) throw new AbortedError("selection cancelled");
-      if (!said) this.log("waiting for a worker to host selection shards (start delift worker processes)");
+      if (!said) this.log("waiting for a worker to host selection shards (start delift worker processes; their NATS user needs the delift.select subjects of deploy/nats/permissions.json)");
       said = true;
     }
   }
