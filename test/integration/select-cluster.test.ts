@@ -70,12 +70,18 @@ Select("a worker SIGKILLed mid-round: its shard is reassigned, the picks equal a
     // 2. The same job on the two workers left, no fault (the tiles come from the store), and 3. central lazy greedy.
     const clean = await cluster.submit(job({ shards: 2 }));
     await cluster.waitForJob(clean, (s) => s.state === "done", 90_000);
+    // The memory rule shards on a cluster without being asked (a kernel above --select-memory).
+    const auto = await cluster.submit(job({ memory: 1 }));
+    await cluster.waitForJob(auto, (s) => s.state === "done", 90_000);
+    const autoFiles = await cluster.result(auto);
+    assert.ok(JSON.parse(autoFiles.get("report.json")!.toString()).result.distributed.shards >= 2, "sharded by the memory rule");
     const central = await cluster.submit(job({ optimizer: "lazy" }));
     await cluster.waitForJob(central, (s) => s.state === "done", 90_000);
     const [pa, pb, pc] = [picks(filesA), picks(await cluster.result(clean)), picks(await cluster.result(central))];
     assert.is(pa.length, 8);
     assert.equal(pa, pb, "a SIGKILL and another number of workers change no pick");
     assert.equal(pa, pc, "the distributed picks are central lazy greedy's");
+    assert.equal(picks(autoFiles), pc, "and so are those the memory rule sharded");
 
     // 4. Cancelled while a host holds in round 2: cancelled, no result, no record, no kernel objects.
     const holder = await holdingWorker(cluster, "w4", 2);

@@ -2,8 +2,8 @@
  * Distributed selection inside the job flow (the embedded default: the coordinator's select task
  * with shard hosts in this process, the code path a cluster runs with its workers over NATS): for
  * FL, FLMI and FLCG the picks are central lazy greedy's whatever the number of shards; the report
- * carries f(A), rounds, bytes and the ratio to lazy greedy; a kernel above --select-memory is
- * sharded without being asked; the chunked copy of the kernel is gone afterwards.
+ * carries f(A), rounds, bytes and the ratio to lazy greedy; embedded, the memory rule does not
+ * shard (select-cluster.test.ts checks it does on a cluster); the chunked copy is gone afterwards.
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -62,11 +62,10 @@ test("FL, FLMI and FLCG: a job's picks on 1, 2 and 3 shards are central lazy gre
   }
 });
 
-test("a kernel above --select-memory is sharded without --select-shards; partition-and-merge runs too", async () => {
+test("embedded, a kernel above --select-memory stays central (shards in this process would add copies); partition-and-merge runs when asked", async () => {
   const auto = await run("auto", { memory: 1 });
-  assert.ok(auto.report.result.distributed !== null && auto.report.result.distributed.shards >= 2, "sharded by the memory rule");
-  const lazy = await run("auto-lazy", { optimizer: "lazy" });
-  assert.equal(auto.picks, lazy.picks);
+  assert.is(auto.report.result.distributed, null, "no cluster workers: central");
+  assert.is(auto.report.settings.optimizer, "stochastic");
   const partition = await run("partition", { shards: 2, algorithm: "partition" });
   assert.is(partition.report.result.distributed!.algorithm, "partition");
   assert.is(partition.picks.length, 6);

@@ -511,9 +511,11 @@ export class Coordinator {
           timings: { loadSeconds: entry.loadSeconds, kernelSeconds: (Date.now() - startedAt) / 1000 - entry.loadSeconds, startedAt },
           tiles: { computed: r.counts.tilesDone - r.counts.tilesReused, reused: r.counts.tilesReused },
           shardedDir,
+          autoShard: (this.deps.selectionHosts ?? inProcessHosts).autoShard,
         },
         { signal: ctx.signal },
       );
+      if (plan.mode === "central" && entry.spec!.selection.memory !== null) this.log.info({ job: id }, `job ${id}: central selection (${plan.reason})`);
       if (plan.mode === "distributed") {
         this.log.info({ job: id, shards: plan.shards, algorithm: plan.algorithm, columns: plan.nCols, nnz: plan.nnz }, `job ${id}: distributed selection, ${plan.algorithm} on ${plan.shards} shards (${plan.reason})`);
         const started = performance.now();

@@ -39,6 +39,7 @@ export type NatsSelectionHostsOptions = {
 };
 
 export class NatsSelectionHosts implements SelectionHosts {
+  readonly autoShard = true;
   private readonly selecting = new Set<string>();
   private recordWrite: Promise<void> = Promise.resolve();
   private objects: Promise<ObjectStore> | null = null;

@@ -51,20 +51,28 @@ export type OpenedHosts = {
 };
 
 export interface SelectionHosts {
+  /**
+   * Whether the memory rule may shard a selection nobody asked to shard: only where the hosts are
+   * other processes (in this process, shards would add copies of a kernel the job already holds).
+   */
+  readonly autoShard: boolean;
   /** Makes the chunked kernel in `kernelDir` readable by the job's hosts and opens a transport to them. */
   open(o: { jobId: string; key: Uint8Array; session: string; kernelDir: string; shards: number; signal: AbortSignal; log: (line: string) => void }): Promise<OpenedHosts>;
 }
 
 /** The embedded default: as many hosts as shards, objects in this process reading the chunked directory. */
 export const inProcessHosts: SelectionHosts = {
+  autoShard: false,
   async open(o) {
     return { transport: new InProcessTransport(o.shards, { log: o.log }), source: { kind: "chunked-dir", path: o.kernelDir }, close: async () => undefined };
   },
 };
 
 /** The choice rule for a job (its --select-shards / --select-memory / --select-algorithm). */
-export function chooseJobSelection(kernel: CscKernel, sel: { shards: number | null; memory: number | null; algorithm: DistributedAlgorithm }): SelectionChoice {
-  return chooseSelection({ nnz: kernel.rowIdx.length, nCols: kernel.nCols, shards: sel.shards, memoryBytes: sel.memory ?? undefined, algorithm: sel.algorithm });
+export function chooseJobSelection(kernel: CscKernel, sel: { shards: number | null; memory: number | null; algorithm: DistributedAlgorithm }, autoShard: boolean): SelectionChoice {
+  const choice = chooseSelection({ nnz: kernel.rowIdx.length, nCols: kernel.nCols, shards: sel.shards, memoryBytes: sel.memory ?? undefined, algorithm: sel.algorithm });
+  if (choice.mode === "distributed" && sel.shards === null && !autoShard) return { mode: "central", reason: `${choice.reason}, but shards in this process would only add copies of it (no cluster workers to host them)` };
+  return choice;
 }
 
 /**

@@ -94,11 +94,11 @@ export const THREAD_OPS = {
    * scaled kernel into `shardedDir` in the chunked format and returns the plan of a distributed
    * selection, which the coordinator runs on shard hosts and hands back to `selected`.
    */
-  async select(state: ThreadState, input: { timings: JobTimings; tiles: { computed: number; reused: number }; shardedDir: string }): Result<SelectionPlan> {
+  async select(state: ThreadState, input: { timings: JobTimings; tiles: { computed: number; reused: number }; shardedDir: string; autoShard: boolean }): Result<SelectionPlan> {
     const { planned, spec, storeDir } = ready(state);
     await holdHere(state, "selecting");
     const prepared = await prepareJobSelection(spec, planned, (t) => readStoredTile(storeDir, t.id), input.timings);
-    const choice = chooseJobSelection(prepared.kernels.main, spec.selection);
+    const choice = chooseJobSelection(prepared.kernels.main, spec.selection, input.autoShard);
     if (choice.mode === "central") {
       state.selected = reportJobSelection(spec, planned, prepared, runCentralSelection(prepared.kernels, prepared.settings, prepared.prepared), input.timings, input.tiles);
       return { value: { mode: "central", reason: choice.reason } };
