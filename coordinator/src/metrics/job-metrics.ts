@@ -127,7 +127,11 @@ export class JobMetrics {
     switch (e.kind) {
       case "stimulus": {
         const ev = e.event;
-        if (ev.type === "plan-done") view.pendingPlan.set(ev.task, ev.tiles);
+        if (ev.type === "submitted") {
+          // A new job is planning without a state change: it has its series from now on.
+          this.setState(e.job, "planning");
+          this.publishTiles(e.job);
+        } else if (ev.type === "plan-done") view.pendingPlan.set(ev.task, ev.tiles);
         else if (ev.type === "publish-done") this.bytes.inc({ direction: "down" }, ev.bytes);
         else if (ev.type === "store-done") this.bytes.inc({ direction: "up" }, ev.bytes);
         else if (ev.type === "tile-failed") this.tileFailures.inc({ kind: ev.kind });
