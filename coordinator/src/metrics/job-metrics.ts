@@ -19,7 +19,14 @@ export type JobMetricsOptions = {
   queueDepth?: (jobId: string) => Promise<QueueDepth | null>;
 };
 
-type JobView = { state: JobState; tiles: Record<TileState, number>; pendingPlan: Map<string, PlannedTile[]> };
+type JobView = {
+  state: JobState;
+  tiles: Record<TileState, number>;
+  pendingPlan: Map<string, PlannedTile[]>;
+  /** The job's tile gauges by state, bound once (a tile change then sets two without label lookups). */
+  tileGauges: Record<TileState, Gauge.Internal<string>>;
+  pairsDone: Gauge.Internal<string>;
+};
 
 /**
  * The coordinator's Prometheus metrics, derived from the jobs' stories (coordinator.onStory): every
@@ -31,6 +38,7 @@ export class JobMetrics {
   private readonly jobs = new Map<string, JobView>();
   private readonly finished: string[] = [];
   private readonly taskStarts = new Map<string, number>();
+  private readonly transitionCounters = new Map<string, Counter.Internal>();
   private readonly jobState: Gauge;
   private readonly jobTiles: Gauge;
   private readonly planTiles: Gauge;
@@ -163,14 +171,21 @@ export class JobMetrics {
       case "tile": {
         view.tiles[e.from] = Math.max(0, view.tiles[e.from] - 1);
         view.tiles[e.to]++;
-        this.transitions.inc({ from: e.from, to: e.to });
+        view.tileGauges[e.from].set(view.tiles[e.from]);
+        view.tileGauges[e.to].set(view.tiles[e.to]);
+        const key = `${e.from}>${e.to}`;
+        let transition = this.transitionCounters.get(key);
+        if (!transition) {
+          transition = this.transitions.labels({ from: e.from, to: e.to });
+          this.transitionCounters.set(key, transition);
+        }
+        transition.inc();
         if (e.to === "stored") {
           this.tilesStored.inc();
           this.pairsStored.inc(e.pairs);
-          this.pairsDone.inc({ job: e.job }, e.pairs);
+          view.pairsDone.inc(e.pairs);
           if (e.durationMs !== null) this.tileSeconds.observe(e.durationMs / 1000);
         }
-        this.publishTiles(e.job);
         return;
       }
       case "job": {
@@ -206,7 +221,8 @@ export class JobMetrics {
   private view(job: string): JobView {
     let v = this.jobs.get(job);
     if (!v) {
-      v = { state: "planning", tiles: blankTiles(), pendingPlan: new Map() };
+      const tileGauges = Object.fromEntries(TILE_STATES.map((state) => [state, this.jobTiles.labels({ job, state })])) as Record<TileState, Gauge.Internal<string>>;
+      v = { state: "planning", tiles: blankTiles(), pendingPlan: new Map(), tileGauges, pairsDone: this.pairsDone.labels({ job }) };
       this.jobs.set(job, v);
     }
     return v;
@@ -218,8 +234,8 @@ export class JobMetrics {
   }
 
   private publishTiles(job: string): void {
-    const tiles = this.view(job).tiles;
-    for (const s of TILE_STATES) this.jobTiles.set({ job, state: s }, tiles[s]);
+    const view = this.view(job);
+    for (const s of TILE_STATES) view.tileGauges[s].set(view.tiles[s]);
   }
 
   private finishedJob(job: string): void {
