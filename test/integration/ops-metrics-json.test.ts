@@ -1,7 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import type { JobStatusMessage, WorkerInfo } from "../../common/src/rpc/types.js";
@@ -216,6 +216,16 @@ test("metrics during and after a job match its tile counts; --json on submit, wa
     const badInput = await delift(["submit", "--json", "--data", join(dir.path, "missing.jsonl"), "--model", TINY_MODEL], env);
     assert.is(badInput.code, 2, badInput.stderr);
     assert.match((JSON.parse(badInput.stderr) as { error: { code: string } }).error.code, /^invalid-/);
+    // A job whose input the coordinator refuses while planning: its failed status on stdout, job-refused, exit 2.
+    const broken = join(dir.path, "broken.jsonl");
+    writeFileSync(broken, "{not json\n");
+    const refusedJob = await delift(["submit", "--json", "--data", broken, "--model", TINY_MODEL, "--budget", "0.5"], env);
+    assert.is(refusedJob.code, 2, refusedJob.stderr);
+    const refusedStatus = JSON.parse(refusedJob.stdout) as JobStatusMessage;
+    assert.equal([refusedStatus.state, refusedStatus.failedDuring], ["failed", "planning"]);
+    const refusedError = JSON.parse(refusedJob.stderr) as { error: { code: string; message: string; exitCode: number } };
+    assert.equal([refusedError.error.code, refusedError.error.exitCode], ["job-refused", 2]);
+    assert.match(refusedError.error.message, /broken\.jsonl/);
 
     // During a job, held at scoring (its first result on disk, not yet counted): the metrics are
     // the job's plan, nothing stored yet; the finished job's counts survive the coordinator restart.
