@@ -70,6 +70,7 @@ export class JobMetrics {
     this.taskSeconds = new Histogram({ name: "delift_task_seconds", help: "Seconds a finished task ran, by kind (select: the selection, write: the result files)", labelNames: ["kind"], buckets: TASK_SECONDS_BUCKETS, registers });
     for (const d of ["down", "up"]) this.bytes.inc({ direction: d }, 0);
 
+    const known = this.jobs;
     const byJob = (name: string, help: string, value: (s: JobStatusMessage) => number) =>
       new Gauge({
         name,
@@ -78,7 +79,8 @@ export class JobMetrics {
         registers,
         collect() {
           this.reset();
-          for (const s of o.statuses()) if (!TERMINAL_JOB_STATES.has(s.state as JobState) || s.tilesTotal > 0) this.set({ job: s.jobId }, value(s));
+          // The jobs with series (live ones and the last finished ones), like the story-fed gauges.
+          for (const s of o.statuses()) if (known.has(s.jobId)) this.set({ job: s.jobId }, value(s));
         },
       });
     void [
