@@ -5,7 +5,7 @@ import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import type { JobStatusMessage, WorkerInfo } from "../../common/src/rpc/types.js";
-import { TestCluster } from "../helpers/cluster.js";
+import { CliProcess, TestCluster } from "../helpers/cluster.js";
 import { writeSamples } from "../helpers/kernels.js";
 import { freePort } from "../helpers/nats-server.js";
 import { ROOT, TINY_MODEL, tempDir } from "../helpers/paths.js";
@@ -261,6 +261,31 @@ test("metrics during and after a job match its tile counts; --json on submit, wa
   } finally {
     await cluster.stop();
   }
+});
+
+test("the embedded default: delift kernel --metrics serves the job's metrics while it runs (held at scoring), then Ctrl-C", async () => {
+  const port = await freePort();
+  const data = writeSamples(join(dir.path, "embedded-6.jsonl"), 6);
+  const p = CliProcess.spawn("kernel", ["kernel", "--data", data, "--model", TINY_MODEL, ...TILES, "--threads", "1", "--store", join(dir.path, "embedded-store"), "--out", join(dir.path, "embedded-out"), "--metrics", `127.0.0.1:${port}`], { DELIFT_HOLD_AT: "scoring" });
+  try {
+    await p.waitFor(/delift: holding at scoring/, 120_000);
+    const m = await scrape(port);
+    const job = m.find((s) => s.name === "delift_job_state" && s.value === 1)?.labels.job;
+    assert.ok(job, "no job state series");
+    assert.is(value(m, "delift_job_state", { job, state: "scoring" }), 1);
+    const t = tilesOf(m, job);
+    const planned = value(m, "delift_job_tiles_planned_total", { job }) ?? 0;
+    assert.ok(planned > 0);
+    assert.is(t.planned + t.queued + t.running + t.stored + t.failed, planned);
+    assert.is(value(m, "delift_worker_slots", { process: "embedded" }), 1);
+    assert.ok((value(m, "process_resident_memory_bytes", { process: "embedded" }) ?? 0) > 0);
+    p.kill("SIGINT");
+    assert.is(await p.wait(), 130, p.log);
+  } finally {
+    p.kill("SIGKILL");
+  }
+  const gone = await fetch(`http://127.0.0.1:${port}/metrics`).then(() => "served", () => "closed");
+  assert.is(gone, "closed", "the metrics endpoint outlived the command");
 });
 
 test.run();
