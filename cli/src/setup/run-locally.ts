@@ -1,4 +1,4 @@
-import { assertReplaceable, createLogger, KERNEL_FILES } from "../../../common/src/mod.js";
+import { assertReplaceable, createLogger, KERNEL_FILES, newMetricsRegistry, startMetricsServer } from "../../../common/src/mod.js";
 import { type JobSpec, type PlanDescription, SELECTION_FILES } from "../../../coordinator/src/mod.js";
 import { runEmbeddedJob } from "../embedded/run-embedded-job.js";
 import { KernelProgress } from "../progress/kernel-progress.js";
@@ -13,6 +13,9 @@ import { abortOnSignals } from "./interrupt.js";
 export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlags): Promise<number> {
   await assertReplaceable(out, spec.kind === "kernel" ? KERNEL_FILES : [...SELECTION_FILES, "kernel"]);
 
+  const registry = flags.metrics ? newMetricsRegistry({ process: "embedded" }) : undefined;
+  const metricsServer = flags.metrics && registry ? await startMetricsServer(flags.metrics, registry) : null;
+  if (metricsServer && !flags.quiet) process.stderr.write(`metrics on ${metricsServer.url}\n`);
   const progress = new KernelProgress(!flags.quiet);
   const interrupt = abortOnSignals();
   let started = false;
@@ -24,6 +27,7 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
       threads: flags.threads,
       concurrency: flags.concurrency,
       signal: interrupt.signal,
+      ...(registry ? { metrics: registry } : {}),
       log: createLogger({ format: flags.logFormat, level: flags.verbose ? "debug" : "warn" }),
       onPlanned: (description) => printSummary(description),
       onStatus: (s) => {
@@ -51,6 +55,7 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
   } finally {
     progress.stop();
     interrupt.dispose();
+    await metricsServer?.close();
   }
 }
 
