@@ -29,11 +29,7 @@ import {
   startMetricsServer,
   WORKERS_BUCKET,
 } from "../../../common/src/mod.js";
-<<<<<<< HEAD
-import { acquireCoordinatorLease, Coordinator, dataDirIdentity, DEFAULT_CONFLICT_TOLERANCE, NatsSelectionHosts, startGrpcServer, TileStore } from "../../../coordinator/src/mod.js";
-=======
-import { acquireCoordinatorLease, Coordinator, JobMetrics, dataDirIdentity, DEFAULT_CONFLICT_TOLERANCE, startGrpcServer, TileStore } from "../../../coordinator/src/mod.js";
->>>>>>> main
+import { acquireCoordinatorLease, Coordinator, JobMetrics, dataDirIdentity, DEFAULT_CONFLICT_TOLERANCE, NatsSelectionHosts, startGrpcServer, TileStore } from "../../../coordinator/src/mod.js";
 import { numberOption, parseCommand, requireString } from "../args.js";
 
 export const COORDINATOR_HELP = `delift coordinator --nats URL --grpc HOST:PORT --data-dir DIR [options]
@@ -125,20 +121,16 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const workersKv = await NatsKeyValue.open(nc, WORKERS_BUCKET, WORKER_TTL_MS, access.replicas);
   const queue = await NatsTileQueue.create(nc, access.replicas);
   const store = await TileStore.open(typeof values.store === "string" ? resolve(values.store) : join(dataDir, "tiles"));
-<<<<<<< HEAD
   const blobs = await NatsBlobStore.open(nc, MODELS_BUCKET, access.replicas);
   // Distributed selections (--select-shards, or a kernel above --select-memory) run on the workers.
   const selectionHosts = new NatsSelectionHosts({ nc, jobsKv, workersKv, blobs });
   await selectionHosts.reset().catch((err) => log.warn({ ...errorFields(err) }, `clearing earlier distributed selections failed: ${(err as Error).message}`));
   const coordinator = await Coordinator.start({ queue, jobsKv, blobs, store, dataDir, log, conflictTolerance, selectionHosts });
-=======
-  const coordinator = await Coordinator.start({ queue, jobsKv, blobs: await NatsBlobStore.open(nc, MODELS_BUCKET, access.replicas), store, dataDir, log, conflictTolerance });
   if (registry) {
     const metrics = new JobMetrics(registry, { statuses: () => coordinator.list(), queueDepth: natsQueueDepth(nc) });
     coordinator.onStory((e) => metrics.observe(e));
     metrics.seed(coordinator.list().map((s) => coordinator.record(s.jobId)));
   }
->>>>>>> main
   const server = await startGrpcServer({ coordinator, address: grpcAddress, token, tls, workersKv, log });
   const advertise = typeof values.advertise === "string" ? values.advertise : advertisedAddress(grpcAddress, server.port);
   const publishEndpoint = () =>
