@@ -1,0 +1,348 @@
+"""The study itself: splits, selections (delift's CLI), fine-tuning with the fixed recipe, held-out
+evaluation, the sparse-vs-dense check, and the results (JSON, Markdown table, plot, README section)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .cache import Timer, key_of, load_average, read_json, write_json
+from .evaluate import evaluate_set
+from .kernelfile import facility_location, min_max_scaled, read_kernel
+from .model import fine_tune, load_model
+from .recipe import RECIPE
+from .select import Selection, budget_count, check_node, delift_select, model_hash, random_subset
+from .splits import _subsample, build_splits
+from .text import TextCodec, load_jsonl, records_key, sha256_file, write_jsonl
+
+EVAL_VERSION = 1
+
+
+@dataclass
+class StudyConfig:
+    name: str
+    quick: bool
+    fraction: float = 0.3
+    neighbors: int = 16
+    random_columns: int = 4
+    random_seeds: tuple = (0, 1, 2)
+    delift_seeds: tuple = (0,)   # fine-tuning seeds of the DELIFT arms and of full data
+    generate: int = 100          # greedy generations per held-out set (loss uses every sample)
+    dense_slice: int = 1000
+    recipe: dict = field(default_factory=lambda: dict(RECIPE))
+
+    @staticmethod
+    def full() -> "StudyConfig":
+        return StudyConfig("full", quick=False)
+
+    @staticmethod
+    def quick() -> "StudyConfig":
+        return StudyConfig("quick", quick=True, neighbors=8, random_columns=2, generate=30, dense_slice=80)
+
+
+@dataclass
+class Arm:
+    scenario: str
+    label: str
+    seed: int | None            # fine-tuning seed (None: no fine-tuning)
+    subset: list[dict] | None   # records to fine-tune on
+    init: str | None = None     # label of the arm whose model this one starts from (continual)
+    selection: str | None = None
+
+
+class Study:
+    def __init__(self, cfg: StudyConfig, root: Path, data: Path, bundle: Path, cache: Path, out: Path,
+                 threads: int, extra_evals: list[Path]):
+        self.cfg, self.root, self.data, self.bundle, self.cache, self.out = cfg, root, data, bundle, cache, out
+        self.threads = threads
+        self.extra_evals = extra_evals
+        self.checkpoint = bundle / "checkpoint"
+        self.timings: dict[str, dict] = {}
+        self.log_file = None
+
+    # ------------------------------------------------------------ plumbing
+
+    def log(self, msg: str) -> None:
+        line = time.strftime("%H:%M:%S ") + msg
+        print(line, flush=True)
+        if self.log_file:
+            self.log_file.write(line + "\n")
+            self.log_file.flush()
+
+    def clear_cache(self) -> None:
+        if self.cache.exists():
+            shutil.rmtree(self.cache)
+
+    def timed(self, part: str, timer: Timer, cached_info: dict | None = None) -> None:
+        self.timings[part] = cached_info if cached_info is not None else timer.as_dict()
+
+    # ------------------------------------------------------------ run
+
+    def run(self, dense_check: bool) -> None:
+        check_node(self.root)
+        for f in ("model.onnx", "tokenizer.json", "manifest.json"):
+            if not (self.bundle / f).exists():
+                raise SystemExit(f"{self.bundle}: not a delift bundle ({f} missing)")
+        if not (self.checkpoint / "config.json").exists():
+            raise SystemExit(f"{self.checkpoint}: the base model's PyTorch checkpoint is needed for fine-tuning")
+        torch.set_num_threads(self.threads)
+        self.cache.mkdir(parents=True, exist_ok=True)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.log_file = open(self.cache / "study.log", "a")
+        started = time.time()
+        cfg = self.cfg
+        self.log(f"study '{cfg.name}': model {self.bundle}, cache {self.cache}, load average {load_average()}")
+        with Timer() as t_all:
+            paths = build_splits(self.data, self.cache / "splits", cfg.quick)
+            self.paths = paths
+            recs = {k: load_jsonl(p) for k, p in paths.items()}
+            self.codec = TextCodec(self.bundle / "tokenizer.json", cfg.recipe["max_len"])
+            evals = {"gsm8k-eval": recs["gsm8k-eval"], "p3-eval": recs["p3-eval"]}
+            for p in self.extra_evals:
+                evals[_unique_name(p.stem, evals)] = self.check_extra_eval(p, recs)
+            self.evals = evals
+            self.log("data: " + ", ".join(f"{k} {len(v)}" for k, v in recs.items()))
+
+            sels = self.selections(recs)
+            arms = self.arms(recs, sels)
+            results = self.train_and_evaluate(arms)
+            dense = self.dense_check(recs["corpus"]) if dense_check else None
+        self.timings["total"] = t_all.as_dict()
+        summary = self.summarise(arms, results, sels, dense, recs)
+        summary["loadAverageAtEnd"] = load_average()
+        summary["wallClockMinutes"] = round((time.time() - started) / 60, 1)
+        write_json(self.out / "results.json", summary)
+        from .report import render_plot, render_tables
+        render_plot(summary, self.out / "quality.png")
+        (self.out / "results.md").write_text(render_tables(summary))
+        self.summary = summary
+        self.log(f"results in {self.out} ({summary['wallClockMinutes']} min)")
+        print(render_tables(summary))
+
+    def check_extra_eval(self, path: Path, recs: dict) -> list[dict]:
+        """A user's held-out set; a sample that also occurs (same instruction, input and output) in data the study
+        selects from or trains on is reported, since it is not held out."""
+        records = load_jsonl(path)
+        train_side = {(r["instruction"], r.get("input") or "", r["output"])
+                      for k in ("corpus", "continual-new", "continual-existing") for r in recs[k]}
+        dup = sum((r["instruction"], r.get("input") or "", r["output"]) in train_side for r in records)
+        if dup:
+            self.log(f"warning: {dup} of {len(records)} samples of {path} also occur in the training side; "
+                     "their loss is not a held-out figure")
+        return records
+
+    # ------------------------------------------------------------ selections
+
+    def selections(self, recs: dict) -> dict[str, Selection]:
+        cfg = self.cfg
+        sparse = ["--neighbors", str(cfg.neighbors), "--random-columns", str(cfg.random_columns), "--seed", "0"]
+        n, n_new = len(recs["corpus"]), len(recs["continual-new"])
+        k, k_new = str(budget_count(n, cfg.fraction)), str(budget_count(n_new, cfg.fraction))
+        p = self.paths
+        jobs = [
+            ("DELIFT (FL)", "fl", p["corpus"], k, sparse, []),
+            ("DELIFT (SE)", "se", p["corpus"], k, sparse + ["--kernel-type", "se"], []),
+            ("FLMI", "flmi", p["corpus"], k, sparse + ["--stage", "task", "--target", str(p["gsm8k-target"])],
+             [p["gsm8k-target"]]),
+            ("FLCG", "flcg", p["continual-new"], k_new,
+             sparse + ["--stage", "continual", "--existing", str(p["continual-existing"])], [p["continual-existing"]]),
+        ]
+        out = {}
+        for label, name, data, budget, flags, extra in jobs:
+            with Timer() as t:
+                sel = delift_select(self.root, self.cache, name, data, self.bundle, budget, flags, extra, self.threads, self.log)
+            out[label] = sel
+            self.timed(f"select {label}", t, {k: sel.info[k] for k in ("wall_s", "cpu_s")})
+        return out
+
+    # ------------------------------------------------------------ arms
+
+    def arms(self, recs: dict, sels: dict[str, Selection]) -> list[Arm]:
+        cfg = self.cfg
+        corpus, new, existing = recs["corpus"], recs["continual-new"], recs["continual-existing"]
+
+        def pick(pool: list[dict], ids: list[str]) -> list[dict]:
+            want = set(ids)
+            got = [r for r in pool if str(r["id"]) in want]
+            if len(got) != len(want):
+                raise RuntimeError(f"selection names {len(want) - len(got)} ids that are not in the pool")
+            return got
+
+        arms = [Arm("instruction", "base model", None, None)]
+        for s in cfg.delift_seeds:
+            arms.append(Arm("instruction", "DELIFT (FL)", s, pick(corpus, sels["DELIFT (FL)"].ids), selection="DELIFT (FL)"))
+            arms.append(Arm("instruction", "DELIFT (SE)", s, pick(corpus, sels["DELIFT (SE)"].ids), selection="DELIFT (SE)"))
+        for s in cfg.random_seeds:
+            arms.append(Arm("instruction", "random", s, pick(corpus, random_subset(corpus, cfg.fraction, s).ids)))
+        for s in cfg.delift_seeds:
+            arms.append(Arm("instruction", "full data", s, corpus))
+            arms.append(Arm("task", "FLMI", s, pick(corpus, sels["FLMI"].ids), selection="FLMI"))
+        arms.append(Arm("continual", "existing only", 0, existing))
+        for s in cfg.delift_seeds:
+            arms.append(Arm("continual", "FLCG", s, pick(new, sels["FLCG"].ids), init="existing only", selection="FLCG"))
+        for s in cfg.random_seeds:
+            arms.append(Arm("continual", "random", s, pick(new, random_subset(new, cfg.fraction, s).ids), init="existing only"))
+        for s in cfg.delift_seeds:
+            arms.append(Arm("continual", "full new data", s, new, init="existing only"))
+        return arms
+
+    # ------------------------------------------------------------ fine-tuning and evaluation
+
+    def train_and_evaluate(self, arms: list[Arm]) -> dict[int, dict]:
+        base_key = key_of({"checkpoint": sha256_file(self.checkpoint / "model.safetensors")})
+        model_keys: dict[str, str] = {}   # arm label of an init -> its model key
+        results = {}
+        recipe = self.cfg.recipe
+        for n, arm in enumerate(arms):
+            if arm.subset is None:
+                mkey, mdir = base_key, self.checkpoint
+                train_info = None
+            else:
+                init_key = model_keys[f"{arm.scenario}/{arm.init}"] if arm.init else base_key
+                mkey = key_of({"init": init_key, "data": records_key(arm.subset), "recipe": recipe, "seed": arm.seed})
+                mdir = self.cache / "models" / mkey
+                init_dir = self.cache / "models" / init_key if arm.init else self.checkpoint
+                train_info = self.fine_tuned(arm, mdir, init_dir)
+            model_keys[f"{arm.scenario}/{arm.label}"] = mkey
+            evals = {}
+            model = None
+            for name, records in self.evals.items():
+                ekey = key_of({"model": mkey, "set": records_key(records), "generate": self.cfg.generate,
+                               "seq": recipe["seq_len"], "maxLen": recipe["max_len"], "v": EVAL_VERSION})
+                path = self.cache / "evals" / f"{ekey}.json"
+                if path.exists():
+                    evals[name] = read_json(path)
+                    continue
+                if model is None:
+                    model = load_model(str(mdir))
+                with Timer() as t:
+                    ev = evaluate_set(model, self.codec, records, recipe["seq_len"], self.cfg.generate)
+                ev["timing"] = t.as_dict()
+                write_json(path, ev)
+                evals[name] = ev
+                self.log(f"  eval {arm.scenario}/{arm.label} seed {arm.seed} on {name}: loss {ev['loss']:.4f}"
+                         + (f", ROUGE-L {ev['rougeL']:.2f}" if "rougeL" in ev else "")
+                         + (f", EM {ev['exactMatch']:.1f}" if "exactMatch" in ev else "")
+                         + f" ({t.wall:.0f} s wall, {t.cpu:.0f} s CPU)")
+            results[n] = {"train": train_info, "evals": evals, "modelKey": mkey}
+        return results
+
+    def fine_tuned(self, arm: Arm, mdir: Path, init_dir: Path) -> dict:
+        done = mdir / "train.json"
+        if done.exists():
+            return read_json(done)
+        self.log(f"fine-tune {arm.scenario}/{arm.label} seed {arm.seed}: {len(arm.subset)} samples from {init_dir.name}")
+        model = load_model(str(init_dir))
+        enc = self.codec.encode(arm.subset)
+        with Timer() as t:
+            info = fine_tune(model, enc, self.cfg.recipe, arm.seed, log=self.log)
+        info.update(t.as_dict())
+        info["samples"] = len(arm.subset)
+        info["truncatedSamples"] = sum(e.truncated > 0 for e in enc)
+        tmp = mdir.with_name(mdir.name + f".tmp{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        model.save_pretrained(str(tmp))
+        write_json(tmp / "train.json", info)
+        if mdir.exists():
+            shutil.rmtree(mdir)
+        os.replace(tmp, mdir)
+        self.log(f"  done: {info['steps']} steps, {t.wall:.0f} s wall, {t.cpu:.0f} s CPU")
+        return info
+
+    # ------------------------------------------------------------ sparse vs dense
+
+    def dense_check(self, corpus: list[dict]) -> dict:
+        """On a slice of the corpus: FL selections from the dense kernel (every pair) and from the sparse one
+        (the study's setting), compared by overlap and by f(A) under the dense kernel."""
+        cfg = self.cfg
+        sl = _subsample(corpus, cfg.dense_slice)
+        path = self.cache / "splits" / f"dense-slice-{len(sl)}.jsonl"
+        write_jsonl(path, sl)
+        k = budget_count(len(sl), cfg.fraction)
+        sparse = ["--neighbors", str(cfg.neighbors), "--random-columns", str(cfg.random_columns), "--seed", "0"]
+        dense = delift_select(self.root, self.cache, "dense-slice-fl", path, self.bundle, str(k),
+                              ["--seed", "0", "--save-kernel"], [], self.threads, self.log)
+        sp = delift_select(self.root, self.cache, "sparse-slice-fl", path, self.bundle, str(k), sparse, [],
+                           self.threads, self.log)
+        raw, row_ids, col_ids = read_kernel(dense.out / "kernel")
+        scaled = min_max_scaled(raw)
+        col = {c: j for j, c in enumerate(col_ids)}
+        f = lambda ids: facility_location(scaled, [col[i] for i in ids])  # noqa: E731
+        f_dense, f_sparse = f(dense.ids), f(sp.ids)
+        rnd = [f(random_subset(sl, cfg.fraction, s).ids) for s in cfg.random_seeds]
+        overlap = len(set(dense.ids) & set(sp.ids)) / k
+        self.timings["dense check: dense kernel + FL"] = {x: dense.info[x] for x in ("wall_s", "cpu_s")}
+        self.timings["dense check: sparse kernel + FL"] = {x: sp.info[x] for x in ("wall_s", "cpu_s")}
+        res = {"samples": len(sl), "k": k, "densePairs": len(sl) ** 2, "sparsePairs": sp.info["report"]["nnz"],
+               "overlap": overlap, "randomOverlapExpected": k / len(sl),
+               "fDense": f_dense, "fSparse": f_sparse, "fSparseOverDense": f_sparse / f_dense,
+               "fRandomOverDense": [x / f_dense for x in rnd],
+               "dense": {x: dense.info[x] for x in ("wall_s", "cpu_s")}, "sparse": {x: sp.info[x] for x in ("wall_s", "cpu_s")}}
+        self.log(f"dense check on {len(sl)}: overlap {overlap:.3f} (random {k / len(sl):.3f}), "
+                 f"f(sparse)/f(dense) {f_sparse / f_dense:.4f}, f(random)/f(dense) {sum(rnd) / len(rnd) / f_dense:.4f}")
+        return res
+
+    # ------------------------------------------------------------ results
+
+    def summarise(self, arms: list[Arm], results: dict, sels: dict, dense: dict | None, recs: dict) -> dict:
+        rows = []
+        for n, arm in enumerate(arms):
+            r = results[n]
+            rows.append({"scenario": arm.scenario, "arm": arm.label, "seed": arm.seed,
+                         "samples": len(arm.subset) if arm.subset is not None else 0,
+                         "train": {k: v for k, v in (r["train"] or {}).items() if k in ("steps", "wall_s", "cpu_s", "samples", "responseTokens", "lastLoss")},
+                         "evals": {name: {k: v for k, v in ev.items() if k not in ("perSampleLoss",)} for name, ev in r["evals"].items()}})
+        # fine-tuning timings into the part table
+        for row in rows:
+            if row["train"]:
+                self.timings[f"fine-tune {row['scenario']}/{row['arm']} s{row['seed']}"] = {k: row["train"][k] for k in ("wall_s", "cpu_s")}
+        eval_time = {"wall_s": 0.0, "cpu_s": 0.0}
+        for n in results:
+            for ev in results[n]["evals"].values():
+                for k in eval_time:
+                    eval_time[k] += ev["timing"][k]
+        self.timings["evaluation (all models, all sets)"] = {k: round(v, 1) for k, v in eval_time.items()}
+        return {
+            "config": {"name": self.cfg.name, "fraction": self.cfg.fraction, "neighbors": self.cfg.neighbors,
+                       "randomColumns": self.cfg.random_columns, "randomSeeds": list(self.cfg.random_seeds),
+                       "deliftSeeds": list(self.cfg.delift_seeds), "generate": self.cfg.generate,
+                       "recipe": self.cfg.recipe, "model": str(self.bundle.relative_to(self.root)) if self.bundle.is_relative_to(self.root) else str(self.bundle),
+                       "modelHash": model_hash(self.bundle), "threads": self.threads},
+            "data": {k: len(v) for k, v in recs.items()},
+            "evalSets": {k: len(v) for k, v in self.evals.items()},
+            "selections": {k: v.info for k, v in sels.items()},
+            "rows": rows,
+            "denseCheck": dense,
+            "timings": self.timings,
+            "createdAt": time.strftime("%Y-%m-%d %H:%M"),
+        }
+
+    def write_readme(self, readme: Path) -> None:
+        from .report import render_readme_section
+        text = readme.read_text()
+        begin, end = "<!-- quality-study:begin -->", "<!-- quality-study:end -->"
+        section = render_readme_section(self.summary, png=os.path.relpath(self.out / "quality.png", readme.parent))
+        block = f"{begin}\n{section}\n{end}"
+        if begin in text and end in text:
+            text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
+        else:
+            anchor = "\n## Layout"
+            head = "## Does the selection help?\n\n"
+            insert = head + block + "\n"
+            text = text.replace(anchor, "\n" + insert + anchor, 1) if anchor in text else text + "\n" + insert
+        readme.write_text(text)
+        self.log(f"README section rewritten: {readme}")
+
+
+def _unique_name(stem: str, taken: dict) -> str:
+    name, n = stem, 2
+    while name in taken:
+        name, n = f"{stem}-{n}", n + 1
+    return name
