@@ -2,7 +2,7 @@
 chosen). Every subset of every scenario is fine-tuned with it, from the same base model."""
 
 RECIPE = {
-    "epochs": 3,           # passes over the subset (so a 30% subset costs 30% of full data's steps)
+    "epochs": 2,           # passes over the subset (so a 30% subset costs 30% of full data's steps)
     "seq_len": 1024,       # packed row length (tokens)
     "batch_rows": 4,       # rows per step (4,096 token positions)
     "lr": 1e-3,

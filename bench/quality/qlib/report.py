@@ -151,10 +151,24 @@ def cost_lines(summary: dict) -> list[str]:
 
 
 def timing_table(summary: dict) -> str:
+    """Each part's own wall and CPU time (measured when it was computed; a cached part keeps its figures), their
+    sum (the study from scratch), and this invocation's (less when parts came from the cache)."""
     lines = ["| part | wall (min) | CPU (min) |", "|---|---|---|"]
-    for k, v in summary["timings"].items():
+    t = summary["timings"]
+    parts = {k: v for k, v in t.items() if k != "total"}
+    for k, v in parts.items():
         lines.append(f"| {k} | {v['wall_s'] / 60:.1f} | {v['cpu_s'] / 60:.1f} |")
+    study = [v for k, v in parts.items() if not k.startswith("dense check")]
+    lines.append(f"| **the study from scratch (sum of the parts above{', without the dense check' if len(study) < len(parts) else ''})** | "
+                 f"{sum(v['wall_s'] for v in study) / 60:.1f} | {sum(v['cpu_s'] for v in study) / 60:.1f} |")
+    if "total" in t:
+        lines.append(f"| this invocation (cached parts cost nothing) | {t['total']['wall_s'] / 60:.1f} | {t['total']['cpu_s'] / 60:.1f} |")
     return "\n".join(lines)
+
+
+def study_minutes(summary: dict) -> tuple[float, float]:
+    parts = [v for k, v in summary["timings"].items() if k != "total" and not k.startswith("dense check")]
+    return sum(v["wall_s"] for v in parts) / 60, sum(v["cpu_s"] for v in parts) / 60
 
 
 def dense_lines(summary: dict) -> list[str]:
@@ -179,6 +193,7 @@ def render_tables(summary: dict) -> str:
     for v in verdicts(summary):
         parts.append(f"- {'MET' if v['met'] else 'NOT MET'}: {v['target']}. {v['detail']}.")
     parts += ["", "Other comparisons:"] + [f"- {c}" for c in comparisons(summary)]
+    parts += ["", composition_line(summary), kernel_line(summary)]
     parts += [""] + cost_lines(summary) + [""] + dense_lines(summary) + ["", timing_table(summary), ""]
     return "\n".join(parts)
 
@@ -199,10 +214,11 @@ def render_readme_section(summary: dict, png: str) -> str:
     for v in verdicts(summary):
         parts.append(f"- **{'met' if v['met'] else 'not met'}**: {v['target']}. {v['detail']}.")
     parts += [""] + [f"- {x}" for x in comparisons(summary)]
+    parts += ["", composition_line(summary), kernel_line(summary)]
     parts += [""] + cost_lines(summary) + [""] + dense_lines(summary)
     parts += ["", f"![held-out loss by arm]({png})", ""]
-    parts += [f"Time of each part (total {summary['timings']['total']['wall_s'] / 60:.1f} min wall, "
-              f"{summary['timings']['total']['cpu_s'] / 60:.1f} min CPU):", "", timing_table(summary)]
+    w, c = study_minutes(summary)
+    parts += [f"Time of each part (the study from scratch: {w:.1f} min wall, {c:.1f} min CPU):", "", timing_table(summary)]
     return "\n".join(parts)
 
 
@@ -215,7 +231,7 @@ def render_plot(summary: dict, path) -> None:
               ("continual", "(c) continual: GSM8K held-out loss", _loss("gsm8k-eval"))]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     for ax, (scen, title, metric) in zip(axes, panels):
-        arms = [a for a in SCENARIOS[scen][1] if _rows(summary, scen, a) and a not in ("base model",)]
+        arms = [a for a in SCENARIOS[scen][1] if _rows(summary, scen, a) and a not in ("base model", "existing only")]
         for y, arm in enumerate(arms):
             vals = _values(_rows(summary, scen, arm), metric)
             m, s, n = stats(vals)
@@ -233,3 +249,21 @@ def render_plot(summary: dict, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def composition_line(summary: dict) -> str:
+    c = summary.get("composition")
+    if not c:
+        return ""
+    return ("Share of GSM8K samples: corpus " + f"{100 * c['corpus']:.1f}%, "
+            + ", ".join(f"{k} {100 * v:.1f}%" for k, v in c.items() if k != "corpus") + ".")
+
+
+def kernel_line(summary: dict) -> str:
+    k = summary.get("kernelDiagnostics")
+    if not k:
+        return ""
+    return (f"The FL kernel's raw utilities UF (stored entries: {k['entries']:,}): {100 * k['positive']:.1f}% positive, "
+            f"mean {k['mean']:.5f} (std {k['std']:.5f}); mean for an example of the same source as the target "
+            f"{k['meanSameSource']:.5f}, of another source {k['meanOtherSource']:.5f}; the target as its own example "
+            f"{k['meanDiagonal']:.5f}.")

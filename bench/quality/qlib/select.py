@@ -34,7 +34,7 @@ def model_hash(bundle: Path) -> str:
 
 
 def delift_select(root: Path, cache: Path, name: str, data: Path, bundle: Path, budget: str, flags: list[str],
-                  extra_inputs: list[Path], threads: int, log) -> Selection:
+                  extra_inputs: list[Path], threads: int, log, cached_only: bool = False) -> Selection | None:
     """Runs `delift select` once for these inputs (cached). extra_inputs: files named by flags (target,
     existing), whose content is part of the key."""
     key = key_of({"data": sha256_file(data), "model": model_hash(bundle), "budget": budget, "flags": flags,
@@ -43,19 +43,37 @@ def delift_select(root: Path, cache: Path, name: str, data: Path, bundle: Path, 
     meta = out.with_name(out.name + ".json")
     if meta.exists() and (out / "selected.jsonl").exists():
         return _read(name, out, meta)
+    if cached_only:
+        return None
     if out.exists():
         shutil.rmtree(out)  # a run interrupted before its metadata was written
     cmd = ["node", str(root / "bin" / "delift.js"), "select", "--data", str(data), "--model", str(bundle),
            "--budget", budget, "--out", str(out), "--store", str(cache / "tiles"), "--threads", str(threads),
-           "--quiet", *flags]
+           *flags]
     log(f"select {name}: {' '.join(_short(c, root) for c in cmd[1:])}")
+    lines: list[str] = []
     with Timer() as t:
-        proc = subprocess.run(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # delift's progress (one line per finished tile when not on a terminal) goes to the study's log
+        proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        last_tiles = None
+        for line in proc.stdout:
+            line = line.rstrip()
+            if not line:
+                continue
+            if line.startswith("tiles "):  # repeated while a tile runs: log when the count moves
+                count = line.split("|")[0]
+                if count == last_tiles:
+                    continue
+                last_tiles = count
+            lines.append(line)
+            log(f"  delift: {line}")
+        proc.wait()
     if proc.returncode != 0:
         raise SelectError(f"delift select ({name}) failed with exit code {proc.returncode}:\n"
-                          f"  {' '.join(cmd)}\n{proc.stdout[-4000:]}")
+                          f"  {' '.join(cmd)}\n" + "\n".join(lines[-40:]))
     report = read_json(out / "report.json")
-    info = {"name": name, "command": [_short(c, root) for c in cmd], **t.as_dict(), "stdout": proc.stdout.strip().splitlines()[-6:],
+    info = {"name": name, "command": [_short(c, root) for c in cmd], **t.as_dict(), "stdout": [x for x in lines if not x.startswith("tiles ")][-8:],
             "report": _summary(report)}
     write_json(meta, info)
     log(f"  {name}: {info['report'].get('selected')} selected, f(A) = {info['report'].get('value')}, "

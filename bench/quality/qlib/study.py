@@ -31,10 +31,12 @@ class StudyConfig:
     fraction: float = 0.3
     neighbors: int = 16
     random_columns: int = 4
+    continual_neighbors: int = 8   # the continual stage scores two kernels (V x V and V x E): sparser, to fit the budget
+    continual_random_columns: int = 2
     random_seeds: tuple = (0, 1, 2)
     delift_seeds: tuple = (0,)   # fine-tuning seeds of the DELIFT arms and of full data
     generate: int = 100          # greedy generations per held-out set (loss uses every sample)
-    dense_slice: int = 1000
+    dense_slice: int = 1000      # --dense-slice
     recipe: dict = field(default_factory=lambda: dict(RECIPE))
 
     @staticmethod
@@ -43,7 +45,8 @@ class StudyConfig:
 
     @staticmethod
     def quick() -> "StudyConfig":
-        return StudyConfig("quick", quick=True, neighbors=8, random_columns=2, generate=30, dense_slice=80)
+        return StudyConfig("quick", quick=True, neighbors=8, random_columns=2, continual_neighbors=4,
+                           continual_random_columns=1, generate=30, dense_slice=80)
 
 
 @dataclass
@@ -84,6 +87,15 @@ class Study:
 
     # ------------------------------------------------------------ run
 
+    def run_dense_check_only(self) -> None:
+        """Only the sparse-vs-dense check (its result is cached; a later full run reports it)."""
+        check_node(self.root)
+        self.cache.mkdir(parents=True, exist_ok=True)
+        self.log_file = open(self.cache / "study.log", "a")
+        paths = build_splits(self.data, self.cache / "splits", self.cfg.quick)
+        res = self.dense_check(load_jsonl(paths["corpus"]), compute=True)
+        print(json.dumps(res, indent=1))
+
     def run(self, dense_check: bool) -> None:
         check_node(self.root)
         for f in ("model.onnx", "tokenizer.json", "manifest.json"):
@@ -110,9 +122,10 @@ class Study:
             self.log("data: " + ", ".join(f"{k} {len(v)}" for k, v in recs.items()))
 
             sels = self.selections(recs)
+            self.kernel_stats = self.kernel_diagnostics(sels["DELIFT (FL)"], recs["corpus"])
             arms = self.arms(recs, sels)
             results = self.train_and_evaluate(arms)
-            dense = self.dense_check(recs["corpus"]) if dense_check else None
+            dense = self.dense_check(recs["corpus"], compute=dense_check)
         self.timings["total"] = t_all.as_dict()
         summary = self.summarise(arms, results, sels, dense, recs)
         summary["loadAverageAtEnd"] = load_average()
@@ -142,16 +155,17 @@ class Study:
     def selections(self, recs: dict) -> dict[str, Selection]:
         cfg = self.cfg
         sparse = ["--neighbors", str(cfg.neighbors), "--random-columns", str(cfg.random_columns), "--seed", "0"]
+        sparse_c = ["--neighbors", str(cfg.continual_neighbors), "--random-columns", str(cfg.continual_random_columns), "--seed", "0"]
         n, n_new = len(recs["corpus"]), len(recs["continual-new"])
         k, k_new = str(budget_count(n, cfg.fraction)), str(budget_count(n_new, cfg.fraction))
         p = self.paths
         jobs = [
-            ("DELIFT (FL)", "fl", p["corpus"], k, sparse, []),
+            ("DELIFT (FL)", "fl", p["corpus"], k, sparse + ["--save-kernel"], []),
             ("DELIFT (SE)", "se", p["corpus"], k, sparse + ["--kernel-type", "se"], []),
             ("FLMI", "flmi", p["corpus"], k, sparse + ["--stage", "task", "--target", str(p["gsm8k-target"])],
              [p["gsm8k-target"]]),
             ("FLCG", "flcg", p["continual-new"], k_new,
-             sparse + ["--stage", "continual", "--existing", str(p["continual-existing"])], [p["continual-existing"]]),
+             sparse_c + ["--stage", "continual", "--existing", str(p["continual-existing"])], [p["continual-existing"]]),
         ]
         out = {}
         for label, name, data, budget, flags, extra in jobs:
@@ -159,6 +173,31 @@ class Study:
                 sel = delift_select(self.root, self.cache, name, data, self.bundle, budget, flags, extra, self.threads, self.log)
             out[label] = sel
             self.timed(f"select {label}", t, {k: sel.info[k] for k in ("wall_s", "cpu_s")})
+        return out
+
+    def kernel_diagnostics(self, sel: Selection, corpus: list[dict]) -> dict:
+        """Does the model's utility carry signal? Raw UF over the stored entries of the FL kernel: how many are
+        positive, and the mean for pairs of the same source (task) against pairs of different sources; and what
+        the selection is made of."""
+        import numpy as np
+        raw, row_ids, col_ids = read_kernel(sel.out / "kernel")
+        task = {str(r["id"]): r.get("task", "") for r in corpus}
+        rt = np.array([task[i] for i in row_ids])
+        ct = np.array([task[i] for i in col_ids])
+        stored = ~np.isnan(raw)
+        same = (rt[:, None] == ct[None, :]) & stored
+        diag = np.zeros_like(stored)
+        np.fill_diagonal(diag, True)
+        off = stored & ~diag
+        vals = raw[stored]
+        is_gsm = np.array([t == "gsm8k" for t in ct])
+        chosen = set(sel.ids)
+        picked_gsm = sum(task[i] == "gsm8k" for i in chosen)
+        out = {"entries": int(stored.sum()), "positive": float((vals > 0).mean()), "mean": float(vals.mean()),
+               "std": float(vals.std()), "meanSameSource": float(raw[same & off].mean()),
+               "meanOtherSource": float(raw[stored & ~same].mean()), "meanDiagonal": float(np.nanmean(raw[diag & stored])),
+               "corpusGsm8kShare": float(is_gsm.mean()), "selectedGsm8kShare": picked_gsm / len(chosen)}
+        self.log("kernel: " + ", ".join(f"{k} {v:.4g}" for k, v in out.items()))
         return out
 
     # ------------------------------------------------------------ arms
@@ -258,9 +297,11 @@ class Study:
 
     # ------------------------------------------------------------ sparse vs dense
 
-    def dense_check(self, corpus: list[dict]) -> dict:
+    def dense_check(self, corpus: list[dict], compute: bool) -> dict | None:
         """On a slice of the corpus: FL selections from the dense kernel (every pair) and from the sparse one
-        (the study's setting), compared by overlap and by f(A) under the dense kernel."""
+        (the study's setting), compared by overlap and by f(A) under the dense kernel. The dense kernel costs
+        slice^2 pairs, far beyond the study's hour at 1,000 samples: computed only when asked (--dense-check),
+        else taken from the cache if an earlier run computed it."""
         cfg = self.cfg
         sl = _subsample(corpus, cfg.dense_slice)
         path = self.cache / "splits" / f"dense-slice-{len(sl)}.jsonl"
@@ -268,9 +309,12 @@ class Study:
         k = budget_count(len(sl), cfg.fraction)
         sparse = ["--neighbors", str(cfg.neighbors), "--random-columns", str(cfg.random_columns), "--seed", "0"]
         dense = delift_select(self.root, self.cache, "dense-slice-fl", path, self.bundle, str(k),
-                              ["--seed", "0", "--save-kernel"], [], self.threads, self.log)
+                              ["--seed", "0", "--save-kernel"], [], self.threads, self.log, cached_only=not compute)
         sp = delift_select(self.root, self.cache, "sparse-slice-fl", path, self.bundle, str(k), sparse, [],
-                           self.threads, self.log)
+                           self.threads, self.log, cached_only=not compute)
+        if dense is None or sp is None:
+            self.log(f"dense check on {len(sl)} samples not computed (pass --dense-check: {len(sl) ** 2:,} pairs)")
+            return None
         raw, row_ids, col_ids = read_kernel(dense.out / "kernel")
         scaled = min_max_scaled(raw)
         col = {c: j for j, c in enumerate(col_ids)}
@@ -311,18 +355,31 @@ class Study:
         self.timings["evaluation (all models, all sets)"] = {k: round(v, 1) for k, v in eval_time.items()}
         return {
             "config": {"name": self.cfg.name, "fraction": self.cfg.fraction, "neighbors": self.cfg.neighbors,
-                       "randomColumns": self.cfg.random_columns, "randomSeeds": list(self.cfg.random_seeds),
+                       "randomColumns": self.cfg.random_columns, "continualNeighbors": self.cfg.continual_neighbors,
+                       "continualRandomColumns": self.cfg.continual_random_columns, "randomSeeds": list(self.cfg.random_seeds),
                        "deliftSeeds": list(self.cfg.delift_seeds), "generate": self.cfg.generate,
                        "recipe": self.cfg.recipe, "model": str(self.bundle.relative_to(self.root)) if self.bundle.is_relative_to(self.root) else str(self.bundle),
                        "modelHash": model_hash(self.bundle), "threads": self.threads},
             "data": {k: len(v) for k, v in recs.items()},
             "evalSets": {k: len(v) for k, v in self.evals.items()},
             "selections": {k: v.info for k, v in sels.items()},
+            "composition": self.composition(sels, recs),
             "rows": rows,
             "denseCheck": dense,
+            "kernelDiagnostics": self.kernel_stats,
             "timings": self.timings,
             "createdAt": time.strftime("%Y-%m-%d %H:%M"),
         }
+
+    @staticmethod
+    def composition(sels: dict, recs: dict) -> dict:
+        """Share of GSM8K samples in each subset of the corpus (the corpus itself is about half GSM8K)."""
+        task = {str(r["id"]): r.get("task", "") for r in recs["corpus"]}
+        out = {"corpus": sum(t == "gsm8k" for t in task.values()) / len(task)}
+        for label in ("DELIFT (FL)", "DELIFT (SE)", "FLMI"):
+            ids = sels[label].ids
+            out[label] = sum(task[i] == "gsm8k" for i in ids) / len(ids)
+        return out
 
     def write_readme(self, readme: Path) -> None:
         from .report import render_readme_section
