@@ -193,7 +193,7 @@ def render_tables(summary: dict) -> str:
     for v in verdicts(summary):
         parts.append(f"- {'MET' if v['met'] else 'NOT MET'}: {v['target']}. {v['detail']}.")
     parts += ["", "Other comparisons:"] + [f"- {c}" for c in comparisons(summary)]
-    parts += ["", composition_line(summary), kernel_line(summary)]
+    parts += ["", composition_line(summary), zero_gain_line(summary), kernel_line(summary)]
     parts += [""] + cost_lines(summary) + [""] + dense_lines(summary) + ["", timing_table(summary), ""]
     return "\n".join(parts)
 
@@ -214,7 +214,7 @@ def render_readme_section(summary: dict, png: str) -> str:
     for v in verdicts(summary):
         parts.append(f"- **{'met' if v['met'] else 'not met'}**: {v['target']}. {v['detail']}.")
     parts += [""] + [f"- {x}" for x in comparisons(summary)]
-    parts += ["", composition_line(summary), kernel_line(summary)]
+    parts += ["", composition_line(summary), zero_gain_line(summary), kernel_line(summary)]
     parts += [""] + cost_lines(summary) + [""] + dense_lines(summary)
     parts += ["", f"![held-out loss by arm]({png})", ""]
     w, c = study_minutes(summary)
@@ -257,6 +257,14 @@ def composition_line(summary: dict) -> str:
         return ""
     return ("Share of GSM8K samples: corpus " + f"{100 * c['corpus']:.1f}%, "
             + ", ".join(f"{k} {100 * v:.1f}%" for k, v in c.items() if k != "corpus") + ".")
+
+
+def zero_gain_line(summary: dict) -> str:
+    z = summary.get("zeroGainPicks")
+    if not z:
+        return ""
+    return ("Picks with zero marginal gain (the objective was saturated; greedy's later choices are arbitrary): "
+            + ", ".join(f"{k} {v['zeroGain']} of {v['picks']}" for k, v in z.items()) + ".")
 
 
 def kernel_line(summary: dict) -> str:

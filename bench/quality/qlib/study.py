@@ -181,6 +181,7 @@ class Study:
         the selection is made of."""
         import numpy as np
         raw, row_ids, col_ids = read_kernel(sel.out / "kernel")
+        raw = raw_utilities(raw, read_json(sel.out / "report.json"))
         task = {str(r["id"]): r.get("task", "") for r in corpus}
         rt = np.array([task[i] for i in row_ids])
         ct = np.array([task[i] for i in col_ids])
@@ -364,6 +365,7 @@ class Study:
             "evalSets": {k: len(v) for k, v in self.evals.items()},
             "selections": {k: v.info for k, v in sels.items()},
             "composition": self.composition(sels, recs),
+            "zeroGainPicks": self.zero_gain_picks(sels),
             "rows": rows,
             "denseCheck": dense,
             "kernelDiagnostics": self.kernel_stats,
@@ -381,6 +383,17 @@ class Study:
             out[label] = sum(task[i] == "gsm8k" for i in ids) / len(ids)
         return out
 
+    @staticmethod
+    def zero_gain_picks(sels: dict) -> dict:
+        """Picks whose marginal gain was 0: once the objective is saturated, greedy's choice among the rest is
+        arbitrary (the subset is then partly unselected)."""
+        out = {}
+        for label, sel in sels.items():
+            gains = [float(r["gain"]) for r in load_jsonl(sel.out / "selected.jsonl")]
+            first = next((k for k, g in enumerate(gains) if g <= 0), None)
+            out[label] = {"picks": len(gains), "zeroGain": sum(g <= 0 for g in gains), "firstZeroAt": first}
+        return out
+
     def write_readme(self, readme: Path) -> None:
         from .report import render_readme_section
         text = readme.read_text()
@@ -396,6 +409,19 @@ class Study:
             text = text.replace(anchor, "\n" + insert + anchor, 1) if anchor in text else text + "\n" + insert
         readme.write_text(text)
         self.log(f"README section rewritten: {readme}")
+
+
+def raw_utilities(values, report: dict):
+    """delift before main's fix (finish-job.ts copies the values now) wrote the min-max *scaled* kernel with
+    --save-kernel, though it is documented as the utility kernel: the selection scaled it in place first. Such a
+    file (stored values spanning exactly [0, 1] while the report's raw range does not) is mapped back to UF with
+    the report's rawMin / rawMax."""
+    import numpy as np
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    rmin, rmax = report["kernel"].get("rawMin"), report["kernel"].get("rawMax")
+    if rmin is None or rmax is None or (lo, hi) != (0.0, 1.0) or (rmin, rmax) == (0.0, 1.0):
+        return values
+    return rmin + values * (rmax - rmin)
 
 
 def _unique_name(stem: str, taken: dict) -> str:
