@@ -67,16 +67,24 @@ def read_samples(path: str, n: int) -> list[dict]:
 
 
 class Reference:
-    def __init__(self, bundle: str, max_len: int, batch: int = 32):
+    def __init__(self, bundle: str, max_len: int, batch: int = 32, checkpoint: str | None = None,
+                 eos: int | None = None, pad: int | None = None, weights_dtype: str = "float32"):
         from tokenizers import Tokenizer
         from transformers import AutoModelForCausalLM
         self.bundle = Path(bundle)
-        manifest = json.loads((self.bundle / "manifest.json").read_text())
-        self.eos = int(manifest["eosId"])
-        self.pad = int(manifest.get("padId", self.eos))
+        manifest_path = self.bundle / "manifest.json"
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"files": {"tokenizer": "tokenizer.json"}}
+        if eos is None and "eosId" not in manifest:
+            raise SystemExit(f"{bundle}: no manifest.json; give --eos-id")
+        self.eos = int(eos if eos is not None else manifest["eosId"])
+        self.pad = int(pad if pad is not None else manifest.get("padId", self.eos))
         self.tok = Tokenizer.from_file(str(self.bundle / manifest["files"]["tokenizer"]))
-        self.model = AutoModelForCausalLM.from_pretrained(str(self.bundle / "checkpoint"), dtype=torch.float32,
+        self.checkpoint = Path(checkpoint) if checkpoint else self.bundle / "checkpoint"
+        self.model = AutoModelForCausalLM.from_pretrained(str(self.checkpoint), dtype=torch.float32,
                                                           attn_implementation="eager").eval()
+        if weights_dtype == "bfloat16":
+            # the weights a bfloat16 export holds, computed in float32 (what delift's CPU path does with such an export)
+            self.model = self.model.to(torch.bfloat16).to(torch.float32)
         self.max_len = max_len
         self.batch = batch
         self.truncated = {"p0": 0, "p1": 0}
@@ -153,7 +161,12 @@ class Reference:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/tiny", help="bundle directory (manifest.json, tokenizer, checkpoint/)")
+    ap.add_argument("--model", default="models/tiny", help="bundle directory (manifest.json or an export's tokenizer.json, checkpoint/)")
+    ap.add_argument("--checkpoint", help="PyTorch checkpoint directory (default: MODEL/checkpoint)")
+    ap.add_argument("--eos-id", type=int, help="EOS id (default: the manifest's)")
+    ap.add_argument("--pad-id", type=int, help="padding id (default: the manifest's, else EOS)")
+    ap.add_argument("--weights-dtype", choices=["float32", "bfloat16"], default="float32",
+                    help="round the checkpoint's weights to this type first (then compute in float32)")
     ap.add_argument("--data", required=True)
     ap.add_argument("--n", type=int, required=True)
     ap.add_argument("--max-len", type=int, default=1024)
@@ -166,7 +179,7 @@ def main() -> int:
         ap.error("--out is required unless --bench")
     torch.set_num_threads(a.threads)
     samples = read_samples(a.data, a.n)
-    ref = Reference(a.model, a.max_len, a.batch)
+    ref = Reference(a.model, a.max_len, a.batch, a.checkpoint, a.eos_id, a.pad_id, a.weights_dtype)
     t0 = time.perf_counter()
     ref.prepare(samples)
     d0, d1 = ref.kernel(a.n)
@@ -180,7 +193,9 @@ def main() -> int:
     uf = [[d0[i] - d1[i][j] for j in range(a.n)] for i in range(a.n)]
     res = {
         "model": a.model,
-        "modelSha256": sha256_file(Path(a.model) / "checkpoint" / "model.safetensors"),
+        "modelSha256": sha256_file(ref.checkpoint / "model.safetensors"),
+        "eosId": ref.eos,
+        "weightsDtype": a.weights_dtype,
         "tokenizerSha256": sha256_file(ref.bundle / "tokenizer.json"),
         "data": os.path.basename(a.data),
         "maxLength": a.max_len,

@@ -1,6 +1,7 @@
-import { isAbortedError, isConfigError, isInputError, ModelError } from "../../common/src/mod.js";
+import { isAbortedError, isConfigError, isInputError, isWorkerHealthError, ModelError } from "../../common/src/mod.js";
 import { cancelCommand, jobsCommand, resultCommand, submitCommand, watchCommand, workersCommand } from "./commands/client-commands.js";
 import { coordinatorCommand } from "./commands/coordinator.js";
+import { doctorCommand } from "./commands/doctor.js";
 import { kernelCommand } from "./commands/kernel.js";
 import { modelCommand } from "./commands/model.js";
 import { selectCommand } from "./commands/select.js";
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, Command> = {
   workers: workersCommand,
   cancel: cancelCommand,
   result: resultCommand,
+  doctor: doctorCommand,
 };
 
 const USAGE = `delift: DELIFT data selection for LLM fine-tuning
@@ -40,7 +42,8 @@ On a cluster (NATS JetStream + gRPC):
   jobs            list jobs
   workers         list live workers
   cancel JOB      cancel a job
-  result JOB      download a finished job's result`;
+  result JOB      download a finished job's result
+  doctor          check this machine, NATS, the coordinator and a model bundle (one line per check)`;
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -65,7 +68,7 @@ function reportError(err: unknown): number {
     process.stderr.write("delift: interrupted; no output was written\n");
     return 130;
   }
-  if (isConfigError(err) || isInputError(err) || err instanceof ModelError) {
+  if (isConfigError(err) || isInputError(err) || err instanceof ModelError || isWorkerHealthError(err)) {
     process.stderr.write(`delift: ${(err as Error).message}\n`);
     return 2;
   }

@@ -14,6 +14,25 @@ export { packPieces, sampleLengths, sampleTokens, selectSamples, tokenizeTexts }
 export type { TokenizedCorpus } from "./data/tokenized-corpus.js";
 export { formatSummary, prepareCorpus, summarizeCorpus } from "./data/prepare-corpus.js";
 export type { CorpusSummary, PreparedCorpus } from "./data/prepare-corpus.js";
+export { compactBytes, compactTokens, selectCompact, sourceOf, widenTokens } from "./data/compact-corpus.js";
+export type { CompactCorpus, TokenIds } from "./data/compact-corpus.js";
+export type { StringPool } from "./data/string-pool.js";
+export { formatReadProgress, readCorpus } from "./data/read-corpus.js";
+export type { CorpusRead, ReadCorpusOptions, ReadProgress } from "./data/read-corpus.js";
+export { readRecordsAt } from "./data/record-index.js";
+export type { RecordAt, RecordIndex } from "./data/record-index.js";
+export { toPreparedCorpus } from "./data/prepared-adapter.js";
+export { CORPUS_MAGIC, readCorpusFile, writeCorpusFile } from "./data/corpus-file.js";
+export type { CorpusFile, CorpusFileInfo } from "./data/corpus-file.js";
+
+// embeddings given with a job (--embeddings), and the matrix searches read
+export { blockRows, gatherRows, matrixBytes, matrixFromFloat32 } from "./embeddings/embedding-matrix.js";
+export type { EmbeddingMatrix } from "./embeddings/embedding-matrix.js";
+export { readEmbeddings } from "./embeddings/read-embeddings.js";
+export type { EmbeddingTarget, ReadEmbeddingsOptions } from "./embeddings/read-embeddings.js";
+export { embeddingTargetOf } from "./embeddings/embedding-target.js";
+export { npyHeader, parseNpyHeader } from "./embeddings/npy-format.js";
+export type { NpyHeader } from "./embeddings/npy-format.js";
 
 // prompts and tokenizer
 export { DEFAULT_TEMPLATES, parseTemplate, validateTemplate } from "./prompt/template.js";
@@ -30,14 +49,35 @@ export type { TextTokenizer } from "./tokenizer/text-tokenizer.js";
 // model bundles and onnxruntime
 export { BUNDLE_FORMAT, readManifest, validateManifest } from "./bundle/manifest.js";
 export type { BundleManifest } from "./bundle/manifest.js";
-export { openBundle } from "./bundle/open-bundle.js";
+export { bundleFiles, exportManifest, openBundle } from "./bundle/open-bundle.js";
+export { externalDataFiles } from "./bundle/external-data.js";
+export { CONTEXT_LENGTH_FIELDS, readExportSettings } from "./bundle/export-config.js";
+export type { ExportSettings } from "./bundle/export-config.js";
+export { DECODER_FILES, findDecoderFile } from "./bundle/decoder-file.js";
 export type { ModelBundle } from "./bundle/open-bundle.js";
-export { sessionOptionsFor } from "./onnx/session-options.js";
+export { checkDevice, cudaProviderStatus, onnxruntimeBinaryDir, sessionOptionsFor } from "./onnx/session-options.js";
 export type { Device } from "./onnx/session-options.js";
 export { loadOnnxEncoder } from "./onnx/onnx-encoder.js";
 export type { SentenceEncoder } from "./onnx/onnx-encoder.js";
 export { nearestNeighbours } from "./onnx/knn.js";
 export type { KnnOptions } from "./onnx/knn.js";
+
+// candidate search at scale: search tiles, exact, cell probes, HNSW, the choice rule
+export { KnnEngine } from "./candidates/knn-engine.js";
+export type { KnnEngineOptions } from "./candidates/knn-engine.js";
+export { EMPTY, emptyTopK, mergeTopK, rowIds } from "./candidates/top-k.js";
+export type { TopKLists } from "./candidates/top-k.js";
+export { CORPUS_BLOCK, QUERY_BLOCK, emptyLists, runSearchTile, sortedLists, sortedRow, storeLists } from "./candidates/search-tile.js";
+export type { SearchLists, SearchTile } from "./candidates/search-tile.js";
+export { exactSearch, planExactTiles } from "./candidates/exact-search.js";
+export type { SearchOptions, SearchProgress } from "./candidates/exact-search.js";
+export { DEFAULT_TARGET_RECALL, cellProbeSearch } from "./candidates/cell-probe.js";
+export type { CellProbeOptions, CellProbeResult } from "./candidates/cell-probe.js";
+export { hnswSearch } from "./candidates/hnsw-search.js";
+export type { HnswOptions, HnswResult } from "./candidates/hnsw-search.js";
+export { recallAtK, truncateLists } from "./candidates/recall.js";
+export { EXACT_MAX_MULTIPLY_ADDS, chooseSearchMethod, searchCandidates } from "./candidates/search-candidates.js";
+export type { CandidateSearch, SearchMethod } from "./candidates/search-candidates.js";
 
 // tiles
 export { tileValueCount } from "./tiles/types.js";
@@ -49,6 +89,14 @@ export type { TileMessage } from "./tiles/codec.js";
 // kernels
 export { KERNEL_FILES, KERNEL_FORMAT, readKernel, writeKernel } from "./kernel/kernel-files.js";
 export type { KernelMetadata, UtilityKernel } from "./kernel/kernel-files.js";
+export { CHUNKED_FORMAT, CHUNKED_INDEX_FILE, parseChunkedIndex } from "./kernel/chunked-format.js";
+export type { ChunkEntry, ChunkedIndex } from "./kernel/chunked-format.js";
+export { ChunkedKernelWriter, chunkedFileNames } from "./kernel/chunked-writer.js";
+export type { ChunkedFinish, ChunkedWriterOptions } from "./kernel/chunked-writer.js";
+export { ChunkedKernel, balancedRanges, isChunkedKernelDir } from "./kernel/chunked-reader.js";
+export type { KernelChunk, ReadOptions } from "./kernel/chunked-reader.js";
+export { readChunkedKernel, readChunkedUtilityKernel, utilityKernelToChunked, writeChunkedKernel } from "./kernel/chunked-convert.js";
+export type { ChunkedExtras } from "./kernel/chunked-convert.js";
 
 // the bus: interfaces, in-memory and NATS implementations
 export type { BlobStore, KeyValueBucket, QueueSettings, TileDelivery, TileQueue, TileSource } from "./bus/types.js";

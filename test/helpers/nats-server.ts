@@ -54,6 +54,16 @@ export class NatsServer {
     await this.launch();
   }
 
+  /** Starts the server again after stop(), on the same port and storage. */
+  async resume(): Promise<void> {
+    if (this.process) throw new Error("nats-server is already running");
+    await this.launch();
+  }
+
+  get running(): boolean {
+    return this.process !== null;
+  }
+
   async cleanup(): Promise<void> {
     await this.stop();
     this.dir.cleanup();

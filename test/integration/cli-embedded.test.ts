@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readKernel } from "../../common/src/kernel/kernel-files.js";
-import { CliProcess } from "../helpers/cluster.js";
+import { runCli as run, storedTileFiles, tileCounts } from "../helpers/cli.js";
 import { FIXTURES, TINY_MODEL, tempDir } from "../helpers/paths.js";
 
 const Cli = suite("delift select / kernel / model prepare on the embedded default (CLI processes)");
@@ -15,13 +15,9 @@ writeFileSync(DATA, lines.slice(0, 10).join("\n") + "\n");
 const TARGET = join(dir.path, "q.jsonl");
 writeFileSync(TARGET, lines.slice(24, 28).join("\n") + "\n");
 
-async function run(args: string[]): Promise<{ code: number | null; log: string }> {
-  const p = CliProcess.spawn("delift", [...args]);
-  const code = await p.wait();
-  return { code, log: p.log };
-}
-
 Cli.after(() => dir.cleanup());
+
+const report = (out: string) => JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
 
 Cli("select (instruction stage): selected.jsonl keeps the records and adds index, rank, gain; the report is written", async () => {
   const out = join(dir.path, "sel");
@@ -43,12 +39,16 @@ Cli("select (instruction stage): selected.jsonl keeps the records and adds index
     assert.is(typeof s.gain, "number");
   }
   assert.ok(selected[0].gain >= selected[1].gain && selected[1].gain >= selected[2].gain, "gains of a submodular greedy do not increase");
-  const report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
-  assert.is(report.settings.objective, "fl");
-  assert.is(report.settings.k, 3);
-  assert.is(report.kernel.nnz, 100);
-  assert.is(report.result.curve.at(-1)[0], 3);
-  assert.ok(Math.abs(report.result.curve.at(-1)[1] - report.result.value) < 1e-6);
+  const rep = report(out);
+  assert.is(rep.settings.objective, "fl");
+  assert.is(rep.settings.k, 3);
+  assert.is(rep.kernel.nnz, 100);
+  assert.is(rep.result.curve.at(-1)[0], 3);
+  assert.ok(Math.abs(rep.result.curve.at(-1)[1] - rep.result.value) < 1e-6);
+  // A fresh store: every tile computed (1 baseline tile, 2 pair tiles of the default 8 x 256 shape), none reused.
+  assert.equal(tileCounts(r.log), { prompts: 110, computed: 3, reused: 0 });
+  assert.equal([rep.kernel.tilesComputed, rep.kernel.tilesReused], [3, 0]);
+  assert.is(storedTileFiles(STORE).length, 3);
   const html = readFileSync(join(out, "report.html"), "utf8");
   assert.match(html, /<svg/);
   assert.match(html, /Objective vs k/);
@@ -60,7 +60,9 @@ Cli("a second run reuses every stored tile and gives the same selection; the see
   const b = join(dir.path, "sel-again");
   const r = await run(["select", "--data", DATA, "--model", TINY_MODEL, "--budget", "0.3", "--out", b, "--store", STORE, "--quiet"]);
   assert.is(r.code, 0, r.log);
-  assert.match(r.log, /0 tiles computed/);
+  assert.equal(tileCounts(r.log), { prompts: 110, computed: 0, reused: 3 });
+  assert.equal([report(b).kernel.tilesComputed, report(b).kernel.tilesReused], [0, 3], "the report says the same");
+  assert.is(storedTileFiles(STORE).length, 3, "nothing new in the store");
   const ids = (d: string) => readFileSync(join(d, "selected.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l).id);
   assert.equal(ids(b), ids(a));
 });
@@ -72,12 +74,13 @@ Cli("the old corpus plus new samples: only tiles with a new sample are computed"
   const shape = ["--tile-columns", "2", "--tile-rows", "5", "--store", store, "--quiet"];
   const first = await run(["kernel", "--data", DATA, "--model", TINY_MODEL, "--out", join(dir.path, "k10"), ...shape]);
   assert.is(first.code, 0, first.log);
-  assert.match(first.log, /12 tiles computed, 0 reused/);
+  assert.equal(tileCounts(first.log), { prompts: 110, computed: 12, reused: 0 });
   const second = await run(["kernel", "--data", grown, "--model", TINY_MODEL, "--out", join(dir.path, "k12"), ...shape]);
   assert.is(second.code, 0, second.log);
   // Reused: the 2 baseline and 5 x 2 pair tiles of the 10 old samples. Computed: the new baseline tile,
   // the 5 old column blocks with the new row block, and the new column block with all 3 row blocks.
-  assert.match(second.log, /9 tiles computed, 12 reused/);
+  assert.equal(tileCounts(second.log), { prompts: 156, computed: 9, reused: 12 });
+  assert.is(storedTileFiles(store).length, 21);
 });
 
 Cli("task stage (FLMI with a target set) and continual stage (FLCG with ids of samples already used)", async () => {
@@ -107,11 +110,14 @@ Cli("DELIFT (SE): the sentence-embedding kernel needs no pair scoring", async ()
   const report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
   assert.is(report.settings.kernel, "se");
   assert.ok(report.kernel.rawMin >= 0 && report.kernel.rawMax <= 1);
-  assert.not.ok(existsSync(join(dir.path, "empty-store", "00")), "no tiles computed");
+  assert.equal(tileCounts(r.log), { prompts: 0, computed: 0, reused: 0 }, "SE scores no pairs");
+  assert.equal(storedTileFiles(join(dir.path, "empty-store")), [], "no tile in the store");
   const sparse = join(dir.path, "se-sparse");
   const s = await run(["select", "--data", DATA, "--model", TINY_MODEL, "--kernel-type", "se", "--neighbors", "3", "--budget", "4", "--out", sparse, "--quiet", "--store", join(dir.path, "empty-store")]);
   assert.is(s.code, 0, s.log);
   assert.is(JSON.parse(readFileSync(join(sparse, "report.json"), "utf8")).kernel.nnz, 30, "each sample against its 3 nearest");
+  assert.equal(tileCounts(s.log), { prompts: 0, computed: 0, reused: 0 });
+  assert.equal(storedTileFiles(join(dir.path, "empty-store")), []);
 });
 
 Cli("bad input: clear errors, exit code 2, nothing written", async () => {
@@ -139,17 +145,6 @@ Cli("bad input: clear errors, exit code 2, nothing written", async () => {
   assert.not.ok(existsSync(out));
 });
 
-Cli("Ctrl-C (SIGINT) mid-kernel: exit 130, no output directory and no temporary files left", async () => {
-  const out = join(dir.path, "interrupted");
-  const p = CliProcess.spawn("kernel", ["kernel", "--data", DATA, "--model", TINY_MODEL, "--out", out, "--store", join(dir.path, "store-int"), "--tile-columns", "1", "--tile-rows", "5"]);
-  await p.waitFor(/tiles/, 30_000);
-  await new Promise((r) => setTimeout(r, 700));
-  p.kill("SIGINT");
-  assert.is(await p.wait(), 130, p.log);
-  assert.not.ok(existsSync(out));
-  assert.equal(readdirSync(dir.path).filter((n) => n.includes("interrupted")), []);
-});
-
 Cli("kernel: parquet + binary + json; model prepare gives a bundle that computes the same kernel", async () => {
   const a = join(dir.path, "kernel-a");
   const r = await run(["kernel", "--data", DATA, "--model", TINY_MODEL, "--out", a, "--store", STORE, "--quiet"]);
@@ -169,7 +164,9 @@ Cli("kernel: parquet + binary + json; model prepare gives a bundle that computes
   const emptyStore = join(dir.path, "store-reuse");
   const s = await run(["select", "--data", DATA, "--model", TINY_MODEL, "--kernel", a, "--budget", "0.3", "--out", reuse, "--store", emptyStore, "--quiet"]);
   assert.is(s.code, 0, s.log);
-  assert.not.ok(existsSync(join(emptyStore, "00")) && readdirSync(emptyStore).some((n) => /^[0-9a-f]{2}$/.test(n)), "no tile computed");
+  assert.equal(tileCounts(s.log), { prompts: 0, computed: 0, reused: 0 }, "no tile scored");
+  assert.equal([report(reuse).kernel.tilesComputed, report(reuse).kernel.tilesReused], [0, 0]);
+  assert.equal(storedTileFiles(emptyStore), [], "no tile in the store");
   const ids = (d: string) => readFileSync(join(d, "selected.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l).id);
   assert.equal(ids(reuse), ids(join(dir.path, "sel")));
   // Sparse mode: each target against its 3 nearest samples and 1 random one; same values where stored.

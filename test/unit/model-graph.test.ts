@@ -3,10 +3,9 @@ import * as assert from "uvu/assert";
 import * as ort from "onnxruntime-node";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ModelError } from "../../common/src/mod.js";
-import { sessionOptionsFor } from "../../common/src/onnx/session-options.js";
+import { checkDevice, cudaProviderStatus, isWorkerHealthError, sessionOptionsFor, WorkerHealthError } from "../../common/src/mod.js";
 import { inspectModel, prepareModelGraph } from "../../worker/src/mod.js";
-import { TINY_MODEL } from "../helpers/paths.js";
+import { FIXTURES, TINY_MODEL } from "../helpers/paths.js";
 
 const raw = readFileSync(join(TINY_MODEL, "model.onnx"));
 
@@ -65,21 +64,41 @@ test("prepare swaps logits for target log-probabilities; the values are log_soft
   await b.release();
 });
 
+test("a merged decoder keeps only its cache branch; every step is done once; past inputs get a batch dimension of their own", () => {
+  const merged = readFileSync(join(FIXTURES, "models", "qwen2-merged", "decoder_model_merged.onnx"));
+  const before = inspectModel(merged);
+  assert.ok(before.mergedDecoder && !before.prepared);
+  const prepared = prepareModelGraph(merged);
+  const after = inspectModel(prepared);
+  assert.ok(after.prepared && after.broadcastsPast && after.scoresTargets);
+  assert.not.ok(after.inputs.includes("use_cache_branch"));
+  assert.ok(prepared.length < merged.length, "the no-cache branch is gone");
+  assert.is(prepareModelGraph(prepared), prepared, "preparing twice changes nothing");
+  const hostCopy = prepareModelGraph(merged, { broadcastPast: false });
+  assert.not.ok(inspectModel(hostCopy).broadcastsPast);
+  assert.ok(inspectModel(prepareModelGraph(hostCopy)).broadcastsPast, "an older preparation is completed");
+});
+
 test("bytes that are not an ONNX model are refused with a clear error", () => {
   assert.throws(() => prepareModelGraph(new TextEncoder().encode("this is not a protobuf")), /protobuf|ONNX|graph|wire/i);
 });
 
-test("--device cuda: used when onnxruntime has the CUDA provider, otherwise a clear error", async () => {
-  const hasCuda = ort.listSupportedBackends().some((b) => b.name === "cuda");
-  if (hasCuda) {
+test("--device cuda: used when the CUDA provider is installed, otherwise a WorkerHealthError that says how to install it", async () => {
+  const status = cudaProviderStatus();
+  if (status.available) {
     const options = await sessionOptionsFor("cuda");
     assert.equal(options.executionProviders, ["cuda", "cpu"]);
   } else {
+    // onnxruntime-node lists "cuda" even without its provider libraries: the files are what is checked.
     const err = await sessionOptionsFor("cuda").catch((e) => e);
-    assert.instance(err, ModelError);
-    assert.match(err.message, /no CUDA execution provider/);
+    assert.instance(err, WorkerHealthError);
+    assert.ok(isWorkerHealthError(err));
+    assert.match(err.message, /CUDA provider is not installed|no CUDA execution provider/);
+    assert.match(err.message, /ONNXRUNTIME_NODE_INSTALL=cuda12|Linux x64/);
     assert.match(err.message, /--device cpu/);
+    assert.throws(() => checkDevice("cuda"), (e: Error) => isWorkerHealthError(e));
   }
+  checkDevice("cpu");
   assert.equal((await sessionOptionsFor("cpu")).executionProviders, ["cpu"]);
 });
 

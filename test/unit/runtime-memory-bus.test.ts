@@ -37,9 +37,10 @@ test("next() waits for a publish that arrives during the wait", async () => {
   try {
     const started = Date.now();
     setTimeout(() => void q.publish(job, "t1", bytes("late")), 30);
-    const d = await q.next(job, 2000);
+    // A wake-up by the timeout would take 60 s; by the publish, milliseconds (30 s: room for a loaded machine).
+    const d = await q.next(job, 60_000);
     assert.is(text(d), "late");
-    assert.ok(Date.now() - started < 1000, "woken by the publish, not by the timeout");
+    assert.ok(Date.now() - started < 30_000, "woken by the publish, not by the timeout");
   } finally {
     await q.close();
   }
@@ -81,26 +82,27 @@ test("nak gives the tile back at once; nak(delay) only after the delay", async (
     assert.is(b!.deliveryCount, 2);
 
     const t0 = Date.now();
-    b!.nak(250);
+    // The delay is long against the 100 ms look, so a stalled event loop cannot make it pass unnoticed.
+    b!.nak(1000);
     assert.is(await q.next(job, 100), null, "not before the delay");
-    const c = await q.next(job, 2000);
+    const c = await q.next(job, 30_000);
     const after = Date.now() - t0;
     assert.is(text(c), "one");
     assert.is(c!.deliveryCount, 3);
-    assert.ok(after >= 240, `redelivered after ${after} ms`);
+    assert.ok(after >= 990, `redelivered after ${after} ms`);
   } finally {
     await q.close();
   }
 });
 
 test("an expired lease redelivers with deliveryCount 2", async () => {
-  const { q, job } = await queue({ ackWaitMs: 150, maxDeliver: 5 });
+  const { q, job } = await queue({ ackWaitMs: 1000, maxDeliver: 5 });
   try {
     await q.publish(job, "t1", bytes("one"));
     const a = await q.next(job, 50);
     assert.is(a!.deliveryCount, 1);
     assert.is(await q.next(job, 20), null, "still leased");
-    const b = await q.next(job, 1000);
+    const b = await q.next(job, 30_000);
     assert.is(text(b), "one");
     assert.is(b!.deliveryCount, 2);
   } finally {
@@ -109,16 +111,17 @@ test("an expired lease redelivers with deliveryCount 2", async () => {
 });
 
 test("working() extends the lease", async () => {
-  const { q, job } = await queue({ ackWaitMs: 200, maxDeliver: 5 });
+  const { q, job } = await queue({ ackWaitMs: 1000, maxDeliver: 5 });
   try {
     await q.publish(job, "t1", bytes("one"));
     const a = await q.next(job, 50);
     const t0 = Date.now();
-    const keep = setInterval(() => a!.working(), 40);
+    // Progress every 50 ms against an ack wait of 1 s: only a stall of almost a second could lose the lease.
+    const keep = setInterval(() => a!.working(), 50);
     try {
-      // Three ack waits pass while the holder reports progress: no redelivery.
-      assert.is(await q.next(job, 600), null);
-      assert.ok(Date.now() - t0 >= 580);
+      // Two ack waits pass while the holder reports progress: no redelivery.
+      assert.is(await q.next(job, 2100), null);
+      assert.ok(Date.now() - t0 >= 2050);
     } finally {
       clearInterval(keep);
     }
@@ -215,11 +218,11 @@ test("jobs are separate queues; close() ends waiting consumers", async () => {
   await q.publish("a", "t1", bytes("for a"));
   assert.is(await q.next("b", 20), null);
   assert.is(text(await q.next("a", 20)), "for a");
-  const waiting = q.next("b", 5000);
+  const waiting = q.next("b", 60_000);
   const t0 = Date.now();
   await q.close();
   assert.is(await waiting, null);
-  assert.ok(Date.now() - t0 < 1000);
+  assert.ok(Date.now() - t0 < 30_000, "ended by close(), not by its 60 s timeout");
 });
 
 test.run();

@@ -48,12 +48,12 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const caPem = caFile ? readFileSync(caFile, "utf8") : undefined;
 
   const nc = await connect(natsConnectionOptions({ ...access, name: `delift-coordinator@${hostname()}` }));
-  const jobsKv = await NatsKeyValue.open(nc, JOBS_BUCKET);
-  const workersKv = await NatsKeyValue.open(nc, WORKERS_BUCKET, WORKER_TTL_MS);
-  const clusterKv = await NatsKeyValue.open(nc, CLUSTER_BUCKET);
-  const queue = await NatsTileQueue.create(nc);
+  const jobsKv = await NatsKeyValue.open(nc, JOBS_BUCKET, undefined, access.replicas);
+  const workersKv = await NatsKeyValue.open(nc, WORKERS_BUCKET, WORKER_TTL_MS, access.replicas);
+  const clusterKv = await NatsKeyValue.open(nc, CLUSTER_BUCKET, undefined, access.replicas);
+  const queue = await NatsTileQueue.create(nc, access.replicas);
   const store = await TileStore.open(typeof values.store === "string" ? resolve(values.store) : join(dataDir, "tiles"));
-  const coordinator = await Coordinator.start({ queue, jobsKv, blobs: await NatsBlobStore.open(nc, MODELS_BUCKET), store, dataDir, log });
+  const coordinator = await Coordinator.start({ queue, jobsKv, blobs: await NatsBlobStore.open(nc, MODELS_BUCKET, access.replicas), store, dataDir, log });
   const server = await startGrpcServer({ coordinator, address: grpcAddress, token, tls, workersKv, log });
   const advertise = typeof values.advertise === "string" ? values.advertise : advertisedAddress(grpcAddress, server.port);
   const publishEndpoint = () =>

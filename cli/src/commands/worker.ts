@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { connect } from "@nats-io/transport-node";
-import { closeNats, CLUSTER_BUCKET, JOBS_BUCKET, MODELS_BUCKET, NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, NatsBlobStore, natsConnectionOptions, NatsKeyValue, NatsTileSource, WORKER_TTL_MS, WORKERS_BUCKET } from "../../../common/src/mod.js";
+import { checkDevice, closeNats, CLUSTER_BUCKET, JOBS_BUCKET, MODELS_BUCKET, NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, NatsBlobStore, natsConnectionOptions, NatsKeyValue, NatsTileSource, WORKER_TTL_MS, WORKERS_BUCKET } from "../../../common/src/mod.js";
 import { defaultModelCacheDir, GrpcResultSender, ModelCache, WorkerLoop } from "../../../worker/src/mod.js";
 import { choiceOption, intOption, parseCommand } from "../args.js";
 
@@ -39,6 +39,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   }
   const access = natsAccessFrom(values);
   const device = choiceOption(values.device, "device", ["cpu", "cuda"] as const) ?? "cpu";
+  checkDevice(device); // a missing CUDA provider is said at start, not after the first tile
   const concurrency = intOption(values.concurrency, "concurrency", 1, 64) ?? 1;
   const threads = intOption(values.threads, "threads", 1, 1024);
   const drainMs = (intOption(values["drain-timeout"], "drain-timeout", 0, 86_400) ?? 60) * 1000;
@@ -46,10 +47,10 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} [${workerId}] ${line}\n`);
 
   const nc = await connect(natsConnectionOptions({ ...access, name: `delift-worker ${workerId}` }));
-  const jobsKv = await NatsKeyValue.open(nc, JOBS_BUCKET);
-  const workersKv = await NatsKeyValue.open(nc, WORKERS_BUCKET, WORKER_TTL_MS);
-  const clusterKv = await NatsKeyValue.open(nc, CLUSTER_BUCKET);
-  const blobs = await NatsBlobStore.open(nc, MODELS_BUCKET);
+  const jobsKv = await NatsKeyValue.open(nc, JOBS_BUCKET, undefined, access.replicas);
+  const workersKv = await NatsKeyValue.open(nc, WORKERS_BUCKET, WORKER_TTL_MS, access.replicas);
+  const clusterKv = await NatsKeyValue.open(nc, CLUSTER_BUCKET, undefined, access.replicas);
+  const blobs = await NatsBlobStore.open(nc, MODELS_BUCKET, access.replicas);
   const sender = new GrpcResultSender(clusterKv, workerId);
   const models = new ModelCache(blobs, typeof values["cache-dir"] === "string" ? values["cache-dir"] : defaultModelCacheDir(), { device, threads });
   const loop = new WorkerLoop({ workerId, source: NatsTileSource.create(nc), jobsKv, workersKv, models, sender, concurrency, device, log, drainMs, verbose: values.verbose === true });

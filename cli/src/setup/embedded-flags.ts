@@ -1,4 +1,4 @@
-import type { Device } from "../../../common/src/mod.js";
+import { checkDevice, type Device } from "../../../common/src/mod.js";
 import { choiceOption, intOption, type OptionSpec } from "../args.js";
 import { defaultStoreDir } from "./default-store.js";
 
@@ -26,9 +26,11 @@ export const EMBEDDED_HELP = `Runtime (the embedded default: coordinator and wor
 export type EmbeddedFlags = { storeDir: string; device: Device; threads?: number; concurrency: number; quiet: boolean; verbose: boolean };
 
 export function embeddedFlags(values: Record<string, string | boolean | undefined>): EmbeddedFlags {
+  const device = choiceOption(values.device, "device", ["cpu", "cuda"] as const) ?? "cpu";
+  checkDevice(device);
   return {
     storeDir: typeof values.store === "string" ? values.store : defaultStoreDir(),
-    device: choiceOption(values.device, "device", ["cpu", "cuda"] as const) ?? "cpu",
+    device,
     threads: intOption(values.threads, "threads", 1, 1024),
     concurrency: intOption(values.concurrency, "concurrency", 1, 64) ?? 1,
     quiet: values.quiet === true,

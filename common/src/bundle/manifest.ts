@@ -43,7 +43,7 @@ export function validateManifest(value: unknown, path: string): BundleManifest {
   const files = m.files as Record<string, unknown> | undefined;
   if (!files || typeof files !== "object") fail("files", 'an object like {"model": "model.onnx", "tokenizer": "tokenizer.json"}');
   for (const key of ["model", "tokenizer"]) {
-    if (typeof files![key] !== "string" || (files![key] as string).includes("..")) fail(`files.${key}`, "a file name inside the bundle");
+    if (typeof files![key] !== "string" || (files![key] as string).includes("..") || (files![key] as string).startsWith("/")) fail(`files.${key}`, "a file name inside the bundle");
   }
   if (files!.encoder !== undefined && typeof files!.encoder !== "string") fail("files.encoder", "a file name");
   return m as BundleManifest;

@@ -7,6 +7,7 @@ import { headers as natsHeaders } from "@nats-io/transport-node";
 import {
   AckPolicy,
   DeliverPolicy,
+  JetStreamApiError,
   jetstream,
   jetstreamManager,
   RetentionPolicy,
@@ -17,6 +18,7 @@ import {
 } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
+import { ConfigError } from "../errors.js";
 import type { BlobStore, KeyValueBucket, QueueSettings, TileDelivery, TileQueue, TileSource } from "./types.js";
 
 const CONSUMER = "workers";
@@ -41,27 +43,33 @@ export class NatsTileQueue implements TileQueue {
   private readonly session = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   private readonly handlers: ((jobId: string, tileId: string) => void)[] = [];
 
-  private constructor(private readonly nc: NatsConnection, private readonly js: JetStreamClient, private readonly jsm: JetStreamManager) {}
+  private constructor(private readonly nc: NatsConnection, private readonly js: JetStreamClient, private readonly jsm: JetStreamManager, private readonly replicas: number) {}
 
-  static async create(nc: NatsConnection): Promise<NatsTileQueue> {
-    return new NatsTileQueue(nc, jetstream(nc), await jetstreamManager(nc));
+  /** `replicas`: copies of each job's stream and consumer on a JetStream cluster (--nats-replicas). */
+  static async create(nc: NatsConnection, replicas = 1): Promise<NatsTileQueue> {
+    return new NatsTileQueue(nc, jetstream(nc), await jetstreamManager(nc), replicas);
   }
 
   async open(jobId: string, settings: QueueSettings): Promise<void> {
     const name = tileStreamName(jobId);
     const exists = await this.jsm.streams.info(name).then(() => true, () => false);
     if (!exists) {
-      await this.jsm.streams.add({ name, subjects: [tileSubject(jobId)], retention: RetentionPolicy.Workqueue, storage: StorageType.File });
+      await withReplicas(`stream ${name}`, this.replicas, () =>
+        this.jsm.streams.add({ name, subjects: [tileSubject(jobId)], retention: RetentionPolicy.Workqueue, storage: StorageType.File, num_replicas: this.replicas }),
+      );
     }
     const consumerExists = await this.jsm.consumers.info(name, CONSUMER).then(() => true, () => false);
     if (!consumerExists) {
-      await this.jsm.consumers.add(name, {
-        durable_name: CONSUMER,
-        ack_policy: AckPolicy.Explicit,
-        deliver_policy: DeliverPolicy.All,
-        ack_wait: settings.ackWaitMs * 1_000_000,
-        max_deliver: settings.maxDeliver,
-      });
+      await withReplicas(`consumer ${name}/${CONSUMER}`, this.replicas, () =>
+        this.jsm.consumers.add(name, {
+          durable_name: CONSUMER,
+          ack_policy: AckPolicy.Explicit,
+          deliver_policy: DeliverPolicy.All,
+          ack_wait: settings.ackWaitMs * 1_000_000,
+          max_deliver: settings.maxDeliver,
+          num_replicas: this.replicas,
+        }),
+      );
     }
   }
 
@@ -146,9 +154,14 @@ export class NatsTileSource implements TileSource {
 export class NatsKeyValue implements KeyValueBucket {
   private constructor(private readonly kv: KV) {}
 
-  /** Opens (or creates) a bucket; `ttlMs` expires entries not rewritten in time (heartbeats). */
-  static async open(nc: NatsConnection, bucket: string, ttlMs?: number): Promise<NatsKeyValue> {
-    const kv = await new Kvm(nc).create(bucket, { history: 1, storage: StorageType.File, ...(ttlMs ? { ttl: ttlMs } : {}) });
+  /**
+   * Opens (or creates) a bucket; `ttlMs` expires entries not rewritten in time (heartbeats);
+   * `replicas` applies when this call creates it (an existing bucket keeps its own).
+   */
+  static async open(nc: NatsConnection, bucket: string, ttlMs?: number, replicas = 1): Promise<NatsKeyValue> {
+    const kv = await withReplicas(`KV bucket ${bucket}`, replicas, () =>
+      new Kvm(nc).create(bucket, { history: 1, storage: StorageType.File, replicas, ...(ttlMs ? { ttl: ttlMs } : {}) }),
+    );
     return new NatsKeyValue(kv);
   }
 
@@ -176,8 +189,8 @@ export class NatsKeyValue implements KeyValueBucket {
 export class NatsBlobStore implements BlobStore {
   private constructor(private readonly store: ObjectStore) {}
 
-  static async open(nc: NatsConnection, bucket: string): Promise<NatsBlobStore> {
-    return new NatsBlobStore(await new Objm(nc).create(bucket, { storage: StorageType.File }));
+  static async open(nc: NatsConnection, bucket: string, replicas = 1): Promise<NatsBlobStore> {
+    return new NatsBlobStore(await withReplicas(`object store ${bucket}`, replicas, () => new Objm(nc).create(bucket, { storage: StorageType.File, replicas })));
   }
 
   async has(name: string): Promise<boolean> {
@@ -203,5 +216,27 @@ export class NatsBlobStore implements BlobStore {
       await rm(tmp, { force: true });
       throw err;
     }
+  }
+}
+
+/** JetStream API error codes for a replica count the servers cannot place. */
+const NO_SUITABLE_PEERS = 10005;
+const REPLICAS_NOT_CLUSTERED = 10074;
+
+/**
+ * Creates a replicated JetStream asset; when the servers cannot hold that many copies the
+ * server's refusal becomes a ConfigError that names the asset and the flag to change.
+ */
+async function withReplicas<T>(what: string, replicas: number, create: () => Promise<T>): Promise<T> {
+  try {
+    return await create();
+  } catch (err) {
+    if (err instanceof JetStreamApiError && (err.code === NO_SUITABLE_PEERS || err.code === REPLICAS_NOT_CLUSTERED)) {
+      const hint = err.code === REPLICAS_NOT_CLUSTERED
+        ? "this NATS server is not part of a JetStream cluster: use --nats-replicas 1"
+        : "--nats-replicas must not exceed the number of JetStream servers in the cluster (each with room for the data)";
+      throw new ConfigError(`NATS refused to create ${what} with ${replicas} replica${replicas === 1 ? "" : "s"}: ${err.message} (${hint})`, { cause: err });
+    }
+    throw err;
   }
 }

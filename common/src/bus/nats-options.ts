@@ -13,14 +13,20 @@ export type NatsAccess = {
   tlsCertFile?: string;
   tlsKeyFile?: string;
   name?: string;
+  /** Copies of each stream, consumer, KV bucket and object store this process creates (--nats-replicas). */
+  replicas?: number;
 };
+
+export const MAX_NATS_REPLICAS = 5;
 
 export const NATS_OPTIONS_HELP = `NATS access (flags, or DELIFT_NATS_* environment variables):
   --nats URL[,URL]       server(s) (DELIFT_NATS_URL)
   --nats-user U / --nats-password P   user and password (DELIFT_NATS_USER, DELIFT_NATS_PASSWORD)
   --nats-token T         token (DELIFT_NATS_TOKEN)
   --nats-creds FILE      JWT/NKey credentials file (DELIFT_NATS_CREDS)
-  --nats-tls-ca FILE     CA to verify the server (TLS); --nats-tls-cert/--nats-tls-key for client certificates`;
+  --nats-tls-ca FILE     CA to verify the server (TLS); --nats-tls-cert/--nats-tls-key for client certificates
+  --nats-replicas N      JetStream replicas of what this process creates: job streams and consumers, KV
+                         buckets, object store (DELIFT_NATS_REPLICAS; default 1, 3 on a three-server cluster)`;
 
 export const NATS_FLAGS = {
   nats: { type: "string" },
@@ -31,6 +37,7 @@ export const NATS_FLAGS = {
   "nats-tls-ca": { type: "string" },
   "nats-tls-cert": { type: "string" },
   "nats-tls-key": { type: "string" },
+  "nats-replicas": { type: "string" },
 } as const;
 
 export function natsAccessFrom(values: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): NatsAccess {
@@ -46,11 +53,21 @@ export function natsAccessFrom(values: Record<string, unknown>, env: NodeJS.Proc
     tlsCaFile: pick("nats-tls-ca", "DELIFT_NATS_TLS_CA"),
     tlsCertFile: pick("nats-tls-cert", "DELIFT_NATS_TLS_CERT"),
     tlsKeyFile: pick("nats-tls-key", "DELIFT_NATS_TLS_KEY"),
+    replicas: replicasFrom(pick("nats-replicas", "DELIFT_NATS_REPLICAS")),
   };
   const ways = [access.user || access.password ? "user" : null, access.token ? "token" : null, access.credsFile ? "creds" : null].filter(Boolean);
   if (ways.length > 1) throw new ConfigError(`give one NATS authentication (user/password, token or creds), not ${ways.join(" + ")}`);
   if ((access.user && !access.password) || (!access.user && access.password)) throw new ConfigError("--nats-user and --nats-password go together");
   return access;
+}
+
+function replicasFrom(text: string | undefined): number {
+  if (text === undefined) return 1;
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || n < 1 || n > MAX_NATS_REPLICAS) {
+    throw new ConfigError(`--nats-replicas ${text}: expected a whole number from 1 to ${MAX_NATS_REPLICAS} (JetStream's limit; at most the number of servers in the cluster)`);
+  }
+  return n;
 }
 
 /** Connection options: reconnect forever (a NATS restart is an outage, not an end). */

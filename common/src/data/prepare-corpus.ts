@@ -72,9 +72,12 @@ export type CorpusSummary = {
 
 const PCTS = [50, 90, 99, 100];
 
-/** Counts, token length percentiles and how many prompts left truncation will shorten (exact). */
+/**
+ * Counts, token length percentiles and how many prompts left truncation will shorten (exact).
+ * Takes a PreparedCorpus or a compact read's `{ tokens: read.corpus, skipped: read.skipped }`.
+ */
 export function summarizeCorpus(
-  corpus: PreparedCorpus,
+  corpus: { tokens: Pick<TokenizedCorpus, "count" | "offsets">; skipped: SkippedRecord[] },
   prompts: TokenizedPrompts,
   pairs: { examples: ArrayLike<number>; targets: ArrayLike<number> } | null,
 ): CorpusSummary {

@@ -37,7 +37,7 @@ export function sampleTokens(corpus: TokenizedCorpus, i: number): SampleTokens {
   return { x: corpus.ids.subarray(o[2 * i], o[2 * i + 1]), y: corpus.ids.subarray(o[2 * i + 1], o[2 * i + 2]) };
 }
 
-export function sampleLengths(corpus: TokenizedCorpus, i: number): { x: number; y: number } {
+export function sampleLengths(corpus: Pick<TokenizedCorpus, "offsets">, i: number): { x: number; y: number } {
   const o = corpus.offsets;
   return { x: o[2 * i + 1] - o[2 * i], y: o[2 * i + 2] - o[2 * i + 1] };
 }

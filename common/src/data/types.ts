@@ -32,7 +32,14 @@ export type Sample = {
   line: number;
 };
 
-export type SkippedRecord = { file: string; line: number; field?: string; reason: string };
+export type SkippedRecord = {
+  file: string;
+  line: number;
+  field?: string;
+  reason: string;
+  /** The record's id when it had a readable one (the streamed reader sets it, so given embeddings can tell these rows). */
+  id?: string;
+};
 
 export type LoadOptions = {
   fields?: Partial<FieldMap>;

@@ -4,6 +4,8 @@ import { fileWriter, ParquetWriter } from "hyparquet-writer";
 import { InputError } from "../errors.js";
 import type { CscKernel } from "../selection/types.js";
 import { writeOutputDir } from "../util/output-dir.js";
+import { readChunkedUtilityKernel } from "./chunked-convert.js";
+import { isChunkedKernelDir } from "./chunked-reader.js";
 
 export const KERNEL_FORMAT = "delift-kernel/1";
 const MAGIC = "DELIFTK1";
@@ -94,8 +96,9 @@ function writeParquet(path: string, csc: CscKernel): void {
   writer.finish();
 }
 
-/** Reads a kernel written by writeKernel; every size is checked against the file. */
+/** Reads a kernel written by writeKernel (or in the chunked format); every size is checked against the file. */
 export async function readKernel(dir: string): Promise<UtilityKernel> {
+  if (await isChunkedKernelDir(dir)) return readChunkedUtilityKernel<KernelMetadata>(dir);
   const jsonPath = join(dir, "kernel.json");
   const binPath = join(dir, "kernel.bin");
   let metadata: KernelMetadata;

@@ -18,7 +18,7 @@ export type {
 export type { RandomKernelOptions } from "./random-kernel.js";
 
 export { cscFromDense, cscFromTriplets, kernelBytes, validateKernel } from "./csc.js";
-export { scaleKernelInPlace } from "./scaling.js";
+export { scaleKernelInPlace, scaleValuesInPlace, valueRange } from "./scaling.js";
 export { rowMaxima } from "./row-maxima.js";
 export { parseBudget } from "./budget.js";
 export { naiveGreedy } from "./naive-greedy.js";

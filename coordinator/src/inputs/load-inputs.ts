@@ -1,9 +1,9 @@
 import {
   ConfigError,
-  loadDataset,
   loadTokenizer,
   openBundle,
-  prepareCorpus,
+  readCorpus,
+  toPreparedCorpus,
   tokenizePrompts,
   type ModelBundle,
   type PreparedCorpus,
@@ -26,18 +26,23 @@ export async function loadModelInputs(modelDir: string, scoring: ScoringSettings
   return { bundle, tokenizer, prompts };
 }
 
-export async function loadCorpus(file: string, inputs: ModelInputs, scoring: ScoringSettings): Promise<PreparedCorpus> {
-  const dataset = await loadDataset(file, { fields: scoring.fields, skipInvalid: scoring.skipInvalid });
-  return prepareCorpus(dataset, inputs.tokenizer, inputs.prompts, { skipInvalid: scoring.skipInvalid });
+/**
+ * Reads and tokenizes a data set: streamed, in worker threads, into the compact corpus, then (until
+ * the job flow takes the compact form) adapted to today's PreparedCorpus: the same samples, token
+ * ids and errors as loadDataset + prepareCorpus.
+ */
+export async function loadCorpus(file: string, inputs: ModelInputs, scoring: ScoringSettings, signal?: AbortSignal): Promise<PreparedCorpus> {
+  const read = await readCorpus(file, { tokenizer: inputs.bundle.tokenizerPath, prompts: inputs.prompts, fields: scoring.fields, skipInvalid: scoring.skipInvalid, signal });
+  return toPreparedCorpus(read, scoring.fields);
 }
 
 /** Candidates V and, for the task and continual stages, Q or E (a data file, or ids of samples of the data). */
-export async function loadJobSets(spec: JobSpec, inputs: ModelInputs): Promise<{ sets: SampleSets; skipped: PreparedCorpus["skipped"] }> {
-  const corpus = await loadCorpus(spec.data, inputs, spec.scoring);
+export async function loadJobSets(spec: JobSpec, inputs: ModelInputs, signal?: AbortSignal): Promise<{ sets: SampleSets; skipped: PreparedCorpus["skipped"] }> {
+  const corpus = await loadCorpus(spec.data, inputs, spec.scoring, signal);
   const otherFile = spec.selection.stage === "task" ? spec.target : spec.selection.stage === "continual" ? spec.existing : null;
   const idFile = spec.selection.stage === "task" ? spec.targetIds : spec.selection.stage === "continual" ? spec.existingIds : null;
   if (otherFile) {
-    const other = await loadCorpus(otherFile, inputs, spec.scoring);
+    const other = await loadCorpus(otherFile, inputs, spec.scoring, signal);
     return { sets: combineSets(corpus, other), skipped: [...corpus.skipped, ...other.skipped] };
   }
   if (idFile) {

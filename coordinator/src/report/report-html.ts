@@ -8,7 +8,7 @@ export function renderReportHtml(r: SelectionReport): string {
     ["stage / objective", `${s.stage} / ${s.objective.toUpperCase()}`],
     ["kernel", s.kernel === "se" ? "DELIFT (SE): sentence-embedding cosine" : "DELIFT utility (in-context improvement)"],
     ["budget", `${s.budget} → k = ${s.k} of ${r.data.samples}`],
-    ["optimizer", s.optimizer === "stochastic" ? `stochastic greedy (ε = ${s.epsilon}, seed ${s.seed})` : "lazy greedy (exact)"],
+    ["optimizer", optimizerText(r)],
     ["scaling", s.scaling],
     ["model", `${s.model.name ?? s.model.dir} (${s.model.hash.slice(0, 12)})`],
     ["data", `${r.data.file}: ${r.data.samples} samples${r.data.skipped ? `, ${r.data.skipped} skipped` : ""}`],
@@ -21,6 +21,9 @@ export function renderReportHtml(r: SelectionReport): string {
     ["f(A) / f(V)", res.valueOfAll > 0 ? `${((100 * res.value) / res.valueOfAll).toFixed(2)}%` : "—"],
     ["ratio to lazy greedy", res.ratioToLazy === null ? "not computed" : res.ratioToLazy.toFixed(4)],
     ["gain evaluations", String(res.evaluations)],
+    ...(res.distributed
+      ? ([["distributed", `${res.distributed.shards} shards on ${res.distributed.hosts} hosts, ${res.distributed.rounds} rounds, ${fmtBytes(res.distributed.bytesSent + res.distributed.bytesReceived)} moved, ${res.distributed.reassignments} shards reassigned`]] as [string, string][])
+      : []),
     ["time", `load ${r.timings.loadSeconds.toFixed(1)} s, kernel ${r.timings.kernelSeconds.toFixed(1)} s, selection ${r.timings.selectionSeconds.toFixed(2)} s`],
   ];
   const curve = lineChart([{ label: "f(first k picks)", color: "#4e79a7", points: res.curve }], { xLabel: "k (picks)", yLabel: "f(A)", yMin: 0 });
@@ -72,4 +75,22 @@ function kernelSection(title: string, k: KernelSection): string {
 
 function table(rows: [string, string][]): string {
   return `<table>${rows.map(([a, b]) => `<tr><th>${escapeHtml(a)}</th><td>${escapeHtml(b)}</td></tr>`).join("")}</table>`;
+}
+
+function optimizerText(r: SelectionReport): string {
+  const s = r.settings;
+  switch (s.optimizer) {
+    case "stochastic":
+      return `stochastic greedy (ε = ${s.epsilon}, seed ${s.seed})`;
+    case "bands":
+      return "distributed greedy in bands (exactly lazy greedy's picks)";
+    case "partition":
+      return "partition-and-merge (fixed column parts, local lazy greedy, bands over the union)";
+    default:
+      return "lazy greedy (exact)";
+  }
+}
+
+function fmtBytes(n: number): string {
+  return n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(2)} GiB` : n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
 }

@@ -1,3 +1,5 @@
+import type { DistributedReport } from "../../../common/src/selection/distributed/mod.js";
+
 /** report.json of a selection run: what was asked, what was computed, what came out. */
 export type SelectionReport = {
   format: "delift-report/1";
@@ -8,7 +10,8 @@ export type SelectionReport = {
     kernel: "utility" | "se";
     budget: string;
     k: number;
-    optimizer: "stochastic" | "lazy";
+    /** Central stochastic or lazy greedy, or a distributed algorithm (bands, partition). */
+    optimizer: "stochastic" | "lazy" | "bands" | "partition";
     epsilon: number | null;
     seed: number;
     scaling: "min-max" | "clip-at-zero";
@@ -38,6 +41,8 @@ export type SelectionReport = {
     curve: [number, number][];
     /** (rank, marginal gain) downsampled. */
     gains: [number, number][];
+    /** A distributed selection's figures: shards, hosts, rounds, evaluations, bytes moved. */
+    distributed?: DistributedReport | null;
   };
   composition: { source: string; total: number; selected: number }[];
   timings: { loadSeconds: number; kernelSeconds: number; selectionSeconds: number; totalSeconds: number };

@@ -88,6 +88,8 @@ export async function finishJob(
     return { summary: `kernel ${kernel.metadata.nRows} x ${kernel.metadata.nCols}; truncated: ${t.pairs} pair and ${t.baseline} baseline prompts` };
   }
   const kernels = spec.selection.kernelType === "se" ? await seKernels(spec, planned) : { main: utility[0].csc, second: utility[1]?.csc ?? null };
+  // runSelection scales the kernels in place: --save-kernel writes the utility values, so keep them.
+  const saved = spec.saveKernel && utility[0] ? { ...utility[0], csc: { ...utility[0].csc, values: Float32Array.from(utility[0].csc.values) } } : null;
   const kernelSeconds = timings.kernelSeconds + (performance.now() - kernelStarted) / 1000;
 
   const { sets } = planned;
@@ -141,7 +143,7 @@ export async function finishJob(
   await writeSelection(out, { records: sets.candidates.map((s) => s.record), order: outcome.result.order, gains: outcome.result.gains }, report, {
     names: ["kernel"],
     write: async (tmp) => {
-      if (spec.saveKernel && utility[0]) await writeKernel(join(tmp, "kernel"), { ...utility[0], metadata: { ...utility[0].metadata, data: spec.data } });
+      if (saved) await writeKernel(join(tmp, "kernel"), { ...saved, metadata: { ...saved.metadata, data: spec.data } });
     },
   });
   const r = report.result;

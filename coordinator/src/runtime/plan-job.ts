@@ -1,4 +1,4 @@
-import { type BlobStore, InputError, modelBlobName, nearestNeighbours, parseBudget, readKernel, sampleLengths, type SkippedRecord, type UtilityKernel, type WorkSpec } from "../../../common/src/mod.js";
+import { type BlobStore, bundleFiles, InputError, modelBlobName, nearestNeighbours, parseBudget, readKernel, sampleLengths, type SkippedRecord, type UtilityKernel, type WorkSpec } from "../../../common/src/mod.js";
 import { loadJobSets, loadModelInputs, type ModelInputs } from "../inputs/load-inputs.js";
 import type { SampleSets } from "../inputs/sample-sets.js";
 import type { JobSpec } from "../jobs/job-spec.js";
@@ -90,7 +90,7 @@ async function readMatchingKernel(dir: string, sets: SampleSets, modelHash: stri
 /** Puts the model bundle's files into the object store by content hash (once per model). */
 export async function publishModel(inputs: ModelInputs, blobs: BlobStore): Promise<string[]> {
   const { bundle } = inputs;
-  const files = [...new Set([...Object.values(bundle.manifest.files).filter((f): f is string => typeof f === "string"), "manifest.json"])];
+  const files = bundleFiles(bundle);
   for (const file of files) {
     const name = modelBlobName(bundle.hash, file);
     if (!(await blobs.has(name))) await blobs.putFile(name, `${bundle.dir}/${file}`);

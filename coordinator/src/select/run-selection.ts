@@ -1,4 +1,15 @@
 import {
+  InProcessTransport,
+  distributedObjective,
+  memoryBlocks,
+  runDistributedSelection,
+  shardLayout,
+  type DistributedAlgorithm,
+  type DistributedHooks,
+  type DistributedReport,
+  type ShardTransport,
+} from "../../../common/src/selection/distributed/mod.js";
+import {
   lazyGreedy,
   objectiveValue,
   rowMaxima,
@@ -43,6 +54,8 @@ export type SelectionOutcome = {
   valueOfAll: number;
   scaling: { main: ScalingReport; second: ScalingReport | null };
   seconds: number;
+  /** Set when the selection ran sharded (runSelectionSharded). */
+  distributed?: DistributedReport | null;
 };
 
 const AUTO_LAZY_MAX_ENTRIES = 4_000_000;
@@ -50,17 +63,7 @@ const AUTO_LAZY_MAX_ENTRIES = 4_000_000;
 /** Scales the kernels in place, builds the stage's objective and runs the optimiser. */
 export function runSelection(kernels: SelectionKernels, s: SelectionSettings): SelectionOutcome {
   const started = performance.now();
-  const main = scaleKernelInPlace(kernels.main, s.scaling);
-  let second: ScalingReport | null = null;
-  let objective: Objective = { kind: "fl" };
-  if (s.stage !== "instruction") {
-    if (!kernels.second) throw new Error(`stage "${s.stage}" needs its second kernel`);
-    second = scaleKernelInPlace(kernels.second, s.scaling);
-    objective =
-      s.stage === "task"
-        ? { kind: "flmi", targetMax: columnMaxima(kernels.second), eta: s.eta }
-        : { kind: "flcg", existingMax: rowMaxima(kernels.second), nu: s.nu };
-  }
+  const { main, second, objective } = prepareObjective(kernels, s);
   const options = { k: s.k, objective };
   const result = s.optimizer === "lazy" ? lazyGreedy(kernels.main, options) : stochasticGreedy(kernels.main, { ...options, epsilon: s.epsilon, seed: s.seed });
   const seconds = (performance.now() - started) / 1000;
@@ -77,6 +80,64 @@ export function runSelection(kernels: SelectionKernels, s: SelectionSettings): S
     scaling: { main, second },
     seconds,
   };
+}
+
+export type ShardedOptions = {
+  /** Number of shards (column ranges). */
+  shards: number;
+  algorithm?: DistributedAlgorithm;
+  /** Where the shards live; default: that many shard hosts in this process. */
+  transport?: ShardTransport;
+  hooks?: DistributedHooks;
+};
+
+/**
+ * runSelection with the optimiser sharded: the same scaling and objective, the picks of bands
+ * (exactly lazy greedy's) or of partition-and-merge. The kernels stay usable afterwards (f(V) and
+ * the optional lazy comparison use them). With a transport other than in-process, its hosts must
+ * read the kernel themselves (a chunked directory): use runDistributedSelection directly.
+ */
+export async function runSelectionSharded(kernels: SelectionKernels, s: SelectionSettings, o: ShardedOptions): Promise<SelectionOutcome> {
+  const started = performance.now();
+  const { main, second, objective } = prepareObjective(kernels, s);
+  const algorithm = o.algorithm ?? "bands";
+  const kernel = kernels.main;
+  const layout = shardLayout(memoryBlocks(kernel), o.shards, algorithm === "partition" ? Math.max(o.shards, 8) : o.shards);
+  const transport = o.transport ?? new InProcessTransport(o.shards, { memory: new Map([["main", kernel]]) });
+  const result = await runDistributedSelection(
+    { session: `sel-${Math.random().toString(36).slice(2, 10)}`, nRows: kernel.nRows, nCols: kernel.nCols, shards: layout.shards, parts: layout.parts, source: { kind: "memory", key: "main" }, scaling: null },
+    transport,
+    { k: s.k, objective: distributedObjective(objective, kernel.nRows), algorithm },
+    o.hooks,
+  );
+  const seconds = (performance.now() - started) / 1000;
+  // Bands is lazy greedy pick for pick; the comparison (when the kernel is small) checks it.
+  const wantLazy = s.compareWithLazy === "always" || (s.compareWithLazy === "auto" && kernel.rowIdx.length <= AUTO_LAZY_MAX_ENTRIES);
+  const all = Uint32Array.from({ length: kernel.nCols }, (_, j) => j);
+  return {
+    result,
+    lazy: wantLazy ? lazyGreedy(kernel, { k: s.k, objective }) : null,
+    objective,
+    valueOfAll: objectiveValue(kernel, all, objective),
+    scaling: { main, second },
+    seconds,
+    distributed: result.distributed,
+  };
+}
+
+function prepareObjective(kernels: SelectionKernels, s: SelectionSettings): { main: ScalingReport; second: ScalingReport | null; objective: Objective } {
+  const main = scaleKernelInPlace(kernels.main, s.scaling);
+  let second: ScalingReport | null = null;
+  let objective: Objective = { kind: "fl" };
+  if (s.stage !== "instruction") {
+    if (!kernels.second) throw new Error(`stage "${s.stage}" needs its second kernel`);
+    second = scaleKernelInPlace(kernels.second, s.scaling);
+    objective =
+      s.stage === "task"
+        ? { kind: "flmi", targetMax: columnMaxima(kernels.second), eta: s.eta }
+        : { kind: "flcg", existingMax: rowMaxima(kernels.second), nu: s.nu };
+  }
+  return { main, second, objective };
 }
 
 /** m[i] = max over stored entries of column i, floored at 0 (unstored entries are 0). */

@@ -34,7 +34,20 @@ export interface CausalLm {
    * b * width; positions past each sequence's end are garbage.
    */
   scoreContinuations(past: KvCache | null, batch: ContinuationBatch): Promise<{ logprobs: Float32Array; width: number }>;
-  /** Tokens processed by the runtime so far (including padding), for throughput figures. */
-  readonly stats: { runs: number; tokens: number; paddedTokens: number };
+  /** Tokens processed by the runtime so far (including padding) and bytes fed to / fetched from it. */
+  readonly stats: ModelStats;
   dispose(): Promise<void>;
 }
+
+export type ModelStats = {
+  runs: number;
+  tokens: number;
+  paddedTokens: number;
+  /** Bytes of every input fed to the session (host to session; on CUDA, host to device). */
+  bytesToSession: number;
+  /** Bytes of every output fetched from the session. */
+  bytesFromSession: number;
+  /** The KV cache's share of bytesToSession / bytesFromSession. */
+  cacheBytesToSession: number;
+  cacheBytesFromSession: number;
+};

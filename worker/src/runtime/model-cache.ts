@@ -1,6 +1,6 @@
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { type BlobStore, type Device, modelBlobName, ModelError, openBundle } from "../../../common/src/mod.js";
 import type { CausalLm } from "../model/causal-lm.js";
@@ -39,9 +39,11 @@ export class ModelCache {
   }
 
   private async load(hash: string, files: string[]): Promise<{ model: CausalLm; vocabSize: number | null }> {
-    const local = this.blobs.localPath?.(modelBlobName(hash, "manifest.json"));
-    const bundleDir = local ? dirname(local) : join(this.dir, hash);
-    const present = await stat(join(bundleDir, "manifest.json")).then(() => true, () => false);
+    // Any listed file locates the bundle (a plain export has no manifest.json); all must be there.
+    const first = files[0] ?? "manifest.json";
+    const local = this.blobs.localPath?.(modelBlobName(hash, first));
+    const bundleDir = local ? local.slice(0, local.length - first.length - 1) : join(this.dir, hash);
+    const present = (await Promise.all(files.map((f) => stat(join(bundleDir, f)).then(() => true, () => false)))).every(Boolean);
     if (!present) await this.fetch(hash, files, bundleDir);
     const bundle = await openBundle(bundleDir);
     if (bundle.hash !== hash) {
