@@ -1,10 +1,11 @@
-import { isAbortedError, isConfigError, isInputError, isWorkerHealthError, ModelError } from "../../common/src/mod.js";
+import { isAbortedError, isConfigError, isInputError, isInvalidRequestError, isUnauthenticatedError, isUnknownJobError, isWorkerHealthError, ModelError } from "../../common/src/mod.js";
 import { cancelCommand, jobsCommand, resultCommand, submitCommand, watchCommand, workersCommand } from "./commands/client-commands.js";
 import { coordinatorCommand } from "./commands/coordinator.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { kernelCommand } from "./commands/kernel.js";
 import { modelCommand } from "./commands/model.js";
 import { selectCommand } from "./commands/select.js";
+import { storyCommand } from "./commands/story.js";
 import { workerCommand } from "./commands/worker.js";
 
 type Command = (argv: string[]) => Promise<number>;
@@ -21,6 +22,7 @@ const COMMANDS: Record<string, Command> = {
   workers: workersCommand,
   cancel: cancelCommand,
   result: resultCommand,
+  story: storyCommand,
   doctor: doctorCommand,
 };
 
@@ -43,6 +45,7 @@ On a cluster (NATS JetStream + gRPC):
   workers         list live workers
   cancel JOB      cancel a job
   result JOB      download a finished job's result
+  story JOB       print a job's story (every event and state change, with ids and times)
   doctor          check this machine, NATS, the coordinator and a model bundle (one line per check)`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -71,6 +74,19 @@ function reportError(err: unknown): number {
   if (isConfigError(err) || isInputError(err) || err instanceof ModelError || isWorkerHealthError(err)) {
     process.stderr.write(`delift: ${(err as Error).message}\n`);
     return 2;
+  }
+  // The coordinator's answers: refused, unknown job, or gone for longer than a client waits.
+  if (isUnauthenticatedError(err) || isUnknownJobError(err) || isInvalidRequestError(err)) {
+    process.stderr.write(`delift: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (err instanceof Error && (err.name === "CoordinatorGoneError" || err.name === "CoordinatorUnavailableError")) {
+    process.stderr.write(`delift: ${err.message}\n`);
+    return 4;
+  }
+  if (err instanceof Error && (err.name === "LeaseError" || err.name === "WorkerRetiredError")) {
+    process.stderr.write(`delift: ${err.message}\n`);
+    return 1;
   }
   process.stderr.write(`delift: ${(err as Error)?.stack ?? String(err)}\n`);
   return 1;

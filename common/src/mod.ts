@@ -83,7 +83,7 @@ export type { CandidateSearch, SearchMethod } from "./candidates/search-candidat
 export { tileValueCount } from "./tiles/types.js";
 export type { BaselineTileWork, BatchLimits, PairTileWork, TileOutput, TileWork } from "./tiles/types.js";
 export { planBatches } from "./tiles/batching.js";
-export { decodeTileMessage, encodeTileMessage } from "./tiles/codec.js";
+export { decodeTileMessage, encodeTileMessage, sameMac, TILE_KEY_BYTES, tileMac, verifyTileMac } from "./tiles/codec.js";
 export type { TileMessage } from "./tiles/codec.js";
 
 // kernels
@@ -99,7 +99,8 @@ export { readChunkedKernel, readChunkedUtilityKernel, utilityKernelToChunked, wr
 export type { ChunkedExtras } from "./kernel/chunked-convert.js";
 
 // the bus: interfaces, in-memory and NATS implementations
-export type { BlobStore, KeyValueBucket, QueueSettings, TileDelivery, TileQueue, TileSource } from "./bus/types.js";
+export type { BlobStore, KeyValueBucket, QueueObservation, QueueSettings, StoredTileMessage, TileDelivery, TileQueue, TileSource } from "./bus/types.js";
+export { KvRevisionError, isKvRevisionError } from "./bus/errors.js";
 export { LocalBlobStore, MemoryKeyValue, MemoryTileQueue } from "./bus/memory-bus.js";
 export { NatsBlobStore, NatsKeyValue, NatsTileQueue, NatsTileSource, tileStreamName } from "./bus/nats-bus.js";
 export { NATS_FLAGS, NATS_OPTIONS_HELP, closeNats, natsAccessFrom, natsConnectionOptions } from "./bus/nats-options.js";
@@ -107,14 +108,37 @@ export type { NatsAccess } from "./bus/nats-options.js";
 export { ACTIVE_JOBS_KEY, CLUSTER_BUCKET, COORDINATOR_KEY, HEARTBEAT_MS, JOBS_BUCKET, MODELS_BUCKET, WORKERS_BUCKET, WORKER_TTL_MS, modelBlobName, statusKey, workKey } from "./cluster/names.js";
 export { decodeWorkSpec, encodeWorkSpec } from "./cluster/work-spec.js";
 export type { WorkSpec } from "./cluster/work-spec.js";
+export { ActiveJobsRecord, CoordinatorRecord, HeartbeatRecord, JOB_ID_PATTERN, JobStatusRecord, LeaseRecord, WorkSpecSchema } from "./cluster/records.js";
+export type { CoordinatorEndpointRecord, CoordinatorLease, RecordCodec, WorkerHeartbeat } from "./cluster/records.js";
 
 // gRPC
-export type { JobStatusMessage, ResultFileChunk, TileFailure, TileResultChunk, TileStarted, UploadAck, WorkerInfo, WorkerRate } from "./rpc/types.js";
+export type { FailureAck, JobStatusMessage, ResultFileChunk, StoryLine, TileFailure, TileResultChunk, TileStarted, UploadAck, WorkerInfo, WorkerRate } from "./rpc/types.js";
 export { connectCoordinator, isGrpcStatus } from "./rpc/client.js";
 export type { CoordinatorClient, CoordinatorEndpoint } from "./rpc/client.js";
 export { bearerMetadata, channelCredentials, serverCredentials } from "./rpc/credentials.js";
 export type { GrpcTlsFiles } from "./rpc/credentials.js";
 export { loadServices } from "./rpc/load-proto.js";
+export {
+  CoordinatorInternalError,
+  CoordinatorUnavailableError,
+  InvalidRequestError,
+  isCoordinatorUnavailableError,
+  isInvalidRequestError,
+  isJobStateError,
+  isUnauthenticatedError,
+  isUnknownJobError,
+  JobStateError,
+  UnauthenticatedError,
+  UnknownJobError,
+} from "./rpc/errors.js";
+export { clientErrorOf, errorOf, isRetryableStatus, statusOf } from "./rpc/status.js";
+export type { RpcStatus } from "./rpc/status.js";
+
+// logs
+export { createLogger, errorFields, LOG_FORMATS, LOG_LEVELS, parseLogFormat, parseLogLevel, silentLogger } from "./log/log.js";
+export type { LoggerOptions } from "./log/log.js";
+export { formatPretty } from "./log/pretty.js";
+export type { LogFields, LogFn, LogFormat, Logger, LogLevel } from "./log/types.js";
 
 // utilities
 export { sha256File, sha256Hex } from "./util/hash.js";

@@ -3,8 +3,34 @@
 // jobs
 export { DEFAULT_BATCH, DEFAULT_QUEUE, parseJobSpec } from "./jobs/job-spec.js";
 export type { JobSpec, ScoringSettings, SelectionSpec, Stage } from "./jobs/job-spec.js";
-export { ImpossibleTransitionError, TERMINAL_JOB_STATES, handleJobEvent, jobRate, newJob } from "./jobs/job-state.js";
-export type { JobEffect, JobEvent, JobRecord, JobState, PlannedTile, TileRecord, TileState, WorkerTally } from "./jobs/job-state.js";
+export { ImpossibleTransitionError, LIVE_JOB_STATES, TERMINAL_JOB_STATES, jobRate, newJob } from "./jobs/job-state.js";
+export type {
+  Change,
+  FailureKind,
+  FailureReply,
+  Instruction,
+  JobCounts,
+  JobEvent,
+  JobEventType,
+  JobRecord,
+  JobSettings,
+  JobState,
+  PlannedTile,
+  Reply,
+  StartedReply,
+  Stimulus,
+  StoreOutcome,
+  TaskKind,
+  TaskStart,
+  TileRecord,
+  TileState,
+  UploadReply,
+  WorkerTally,
+} from "./jobs/job-state.js";
+export { MAX_LOST, handleStimulus } from "./jobs/machine.js";
+export type { Outcome } from "./jobs/machine.js";
+export { formatStoryEntry, parseStory, replayStory, storyEntries } from "./jobs/story.js";
+export type { StoryChange, StoryEntry, StoryHead, StoryStimulus } from "./jobs/story.js";
 
 // planning
 export { columnRows, tilePairCount } from "./plan/tile-spec.js";
@@ -24,8 +50,8 @@ export { combineSets, resolveIdList } from "./inputs/sample-sets.js";
 export type { SampleSets } from "./inputs/sample-sets.js";
 
 // tile store and kernels
-export { TileStore } from "./store/tile-store.js";
-export type { PutOutcome } from "./store/tile-store.js";
+export { maxAbsDifference, readStoredTile, TileStore } from "./store/tile-store.js";
+export type { PutOrCompare, PutOutcome } from "./store/tile-store.js";
 export { TileConflictError } from "./store/errors.js";
 export { assembleKernel } from "./kernel/assemble-kernel.js";
 export type { AssembledKernel, KernelAxes } from "./kernel/assemble-kernel.js";
@@ -42,15 +68,27 @@ export type { KernelSection, SelectionReport } from "./report/types.js";
 export { renderReportHtml } from "./report/report-html.js";
 
 // runtime
-export { Coordinator } from "./runtime/coordinator.js";
+export { Coordinator, DEFAULT_CONFLICT_TOLERANCE } from "./runtime/coordinator.js";
 export type { CoordinatorDeps, ResultUpload } from "./runtime/coordinator.js";
-export { JobNotReadyError, UnknownJobError } from "./runtime/errors.js";
+export { CoordinatorUnavailableError, InvalidRequestError, JobStateError, UnknownJobError } from "./runtime/errors.js";
+export { readStory, StoryLog } from "./runtime/story-log.js";
+export { acquireCoordinatorLease, COORDINATOR_LEASE_KEY, dataDirIdentity, LeaseError } from "./runtime/lease.js";
+export type { LeaseHandle, LeaseOptions } from "./runtime/lease.js";
 export { DEFAULT_MAX_TILE_TOKENS, kernelRequests, planJob, publishModel, workSpecFor } from "./runtime/plan-job.js";
 export type { KernelRequest, PlannedJob } from "./runtime/plan-job.js";
-export { assembleJobKernels, finishJob, seKernels } from "./runtime/finish-job.js";
-export type { JobTimings, KernelFacts } from "./runtime/finish-job.js";
-export { jobDir, listSavedJobs, resultDir, saveSpec, saveState } from "./runtime/job-files.js";
-export type { SavedJobState } from "./runtime/job-files.js";
+export { assembleJobKernels, finishJob, seKernels, selectJob, writeKernelJob, writeSelectedJob } from "./runtime/finish-job.js";
+export type { JobTimings, KernelFacts, SelectedJob } from "./runtime/finish-job.js";
+export { atomicWrite, jobDir, listSavedJobs, resultDir, saveKey, saveSpec, saveState, storyPath } from "./runtime/job-files.js";
+export type { SavedJob, SavedJobState } from "./runtime/job-files.js";
+
+// tasks
+export { TaskRunner } from "./tasks/task-runner.js";
+export type { TaskBody, TaskContext } from "./tasks/task-runner.js";
+export { JobThread, ThreadTaskError } from "./tasks/job-thread.js";
+export { announceHold, HOLD_POINTS, holdAt, holdRequested, holds } from "./tasks/hold.js";
+export type { HoldPoint } from "./tasks/hold.js";
+export { describePlan } from "./tasks/thread-ops.js";
+export type { PlanDescription, PlanResult } from "./tasks/thread-ops.js";
 export { jobStatus } from "./runtime/job-status.js";
 export { embedSamples } from "./runtime/embeddings.js";
 

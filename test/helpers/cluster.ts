@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { connectCoordinator, type CoordinatorClient } from "../../common/src/rpc/client.js";
@@ -83,7 +84,8 @@ export class TestCluster {
     return join(this.dir.path, "data");
   }
 
-  async startCoordinator(): Promise<void> {
+  /** Starts (or restarts) the coordinator; `env` and `args` add to the cluster's (a hold point, say). */
+  async startCoordinator(o: { env?: NodeJS.ProcessEnv; args?: string[]; ready?: RegExp } = {}): Promise<void> {
     this.coordinator = CliProcess.spawn("coordinator", [
       "coordinator",
       "--grpc",
@@ -92,14 +94,23 @@ export class TestCluster {
       this.dataDir,
       ...(this.o.natsArgs ?? []),
       ...(this.o.coordinatorArgs ?? []),
+      ...(o.args ?? []),
       "--nats",
       this.nats.url,
-    ], { DELIFT_TOKEN: this.token });
-    await this.coordinator.waitFor(/coordinator ready/);
+    ], { DELIFT_TOKEN: this.token, ...(o.env ?? {}) });
+    await this.coordinator.waitFor(o.ready ?? /coordinator ready/);
+  }
+
+  /** Stops the coordinator with SIGTERM (a clean stop: it releases its lease) and waits for it. */
+  async stopCoordinator(): Promise<number | null> {
+    const c = this.coordinator;
+    if (!c) return null;
+    c.kill("SIGTERM");
+    return c.wait();
   }
 
   async startWorker(id: string, extra: string[] = []): Promise<CliProcess> {
-    const w = CliProcess.spawn(id, ["worker", "--nats", this.nats.url, ...(this.o.natsArgs ?? []), "--id", id, "--threads", "1", "--verbose", "--cache-dir", join(this.dir.path, `cache-${id}`), ...(this.o.workerArgs ?? []), ...extra]);
+    const w = CliProcess.spawn(id, ["worker", "--nats", this.nats.url, ...(this.o.natsArgs ?? []), "--id", id, "--threads", "1", "--verbose", "--cache-dir", join(this.dir.path, `cache-${id}`), ...(this.o.workerArgs ?? []), ...extra], { DELIFT_TOKEN: this.token });
     this.workers.set(id, w);
     await w.waitFor(/worker ready/);
     return w;
@@ -175,4 +186,20 @@ export class TestCluster {
     await this.nats.cleanup();
     this.dir.cleanup();
   }
+}
+
+/**
+ * A nats-server authorization block with the deploy files' two users (deploy/nats/permissions.json):
+ * "delift-coordinator" and "delift-worker", which may only pull and ack tiles, read the jobs and
+ * cluster buckets and the model store, and write heartbeats.
+ */
+export function workerRestrictedAuth(): { config: string; coordinatorArgs: string[]; workerArgs: string[]; admin: { user: string; pass: string } } {
+  const perms = JSON.parse(readFileSync(join(ROOT, "deploy", "nats", "permissions.json"), "utf8")) as Record<string, unknown>;
+  const user = (name: string, password: string, p: unknown) => `{ user: "${name}", password: "${password}", permissions: ${JSON.stringify(p)} }`;
+  return {
+    config: `authorization { users = [ ${user("delift-coordinator", "coord-pw", perms.DELIFT_COORDINATOR_PERMISSIONS)}, ${user("delift-worker", "worker-pw", perms.DELIFT_WORKER_PERMISSIONS)}, { user: "admin", password: "admin-pw" } ] }`,
+    coordinatorArgs: ["--nats-user", "delift-coordinator", "--nats-password", "coord-pw"],
+    workerArgs: ["--nats-user", "delift-worker", "--nats-password", "worker-pw"],
+    admin: { user: "admin", pass: "admin-pw" },
+  };
 }

@@ -103,7 +103,7 @@ if (missing) {
 
 for (const point of ["scoring", "selecting", "writing"] as const) {
   holdTest(`delift select held at ${point} (DELIFT_HOLD_AT): Ctrl-C gives exit 130, no output, no temporary files, the store intact`, async () => {
-    const s = scene(`select-${point}`);
+    const s = scene(`select-held-${point}`);
     const args = ["select", "--data", DATA, "--model", TINY_MODEL, "--budget", "2", "--out", s.out, "--store", s.store, ...SHAPE];
     const p = start(s, args, { DELIFT_HOLD_AT: point });
     await waitForHold(p, point);

@@ -139,7 +139,7 @@ Deploy("a worker with the deploy files' permissions computes a job, and cannot p
     assert.is(after.messages, planned.messages, "a refused publish still reached the job's stream");
 
     // With exactly those permissions a worker pulls, acks, heartbeats and fetches the model.
-    const worker = CliProcess.spawn("w1", ["worker", ...tlsArgs, "--nats-user", "delift-worker", "--nats-password", PASSWORDS.DELIFT_NATS_WORKER_PASSWORD, "--id", "w1", "--threads", "1", "--cache-dir", join(scratch.path, "cache")]);
+    const worker = CliProcess.spawn("w1", ["worker", ...tlsArgs, "--nats-user", "delift-worker", "--nats-password", PASSWORDS.DELIFT_NATS_WORKER_PASSWORD, "--id", "w1", "--threads", "1", "--cache-dir", join(scratch.path, "cache")], { DELIFT_TOKEN: TOKEN });
     procs.push(worker);
     await worker.waitFor(/worker ready/, 30_000);
     const deadline = Date.now() + 90_000;

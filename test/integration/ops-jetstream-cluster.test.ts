@@ -83,7 +83,7 @@ Clustered("a job survives the SIGKILL of its stream's leader; the kernel is byte
     procs.push(coordinator);
     await coordinator.waitFor(/coordinator ready/, 30_000);
     for (const id of ["w1", "w2"]) {
-      const w = CliProcess.spawn(id, ["worker", ...natsArgs, "--id", id, "--threads", "1", "--verbose", "--cache-dir", join(scratch.path, `cache-${id}`)]);
+      const w = CliProcess.spawn(id, ["worker", ...natsArgs, "--id", id, "--threads", "1", "--verbose", "--cache-dir", join(scratch.path, `cache-${id}`)], { DELIFT_TOKEN: TOKEN });
       procs.push(w);
       await w.waitFor(/worker ready/, 30_000);
     }

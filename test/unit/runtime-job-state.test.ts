@@ -1,394 +1,396 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import {
-  handleJobEvent,
-  ImpossibleTransitionError,
-  jobRate,
-  newJob,
-  type JobEffect,
-  type JobEvent,
-  type JobRecord,
-  type PlannedTile,
-} from "../../coordinator/src/jobs/job-state.js";
+import { jobRate, newJob, type Instruction, type JobEvent, type JobRecord, type JobSettings, type PlannedTile, type Reply } from "../../coordinator/src/jobs/job-state.js";
+import { handleStimulus, MAX_LOST, type Outcome } from "../../coordinator/src/jobs/machine.js";
+import { replayStory, storyEntries, type StoryEntry } from "../../coordinator/src/jobs/story.js";
 
 const T0 = 1_000_000;
-
-/** Tile ids as the planner makes them (64 hex digits). */
+const SETTINGS: JobSettings = { kind: "select", ackWaitMs: 1000, maxDeliver: 3, maxQueued: 2, conflictTolerance: 1e-5 };
 const tid = (k: number) => k.toString(16).padStart(64, "0");
 
-const types = (effects: JobEffect[]) => effects.map((e) => e.type);
+/** Drives one job's machine like the coordinator does, keeping the story for replay checks. */
+class Driver {
+  readonly job: JobRecord;
+  readonly story: StoryEntry[] = [];
+  private seq = 0;
+  private n = 1;
+  t = T0;
+  last: Outcome = { instructions: [], changes: [] };
 
-/** A job in scoring with `n` tiles of `pairs` pairs each; the first `stored` already stored. */
-function scoringJob(n: number, opts: { pairs?: number; stored?: number } = {}): { job: JobRecord; ids: string[] } {
-  const job = newJob("j1", T0);
-  const ids = Array.from({ length: n }, (_, k) => tid(k));
-  const tiles: PlannedTile[] = ids.map((id, k) => ({ id, pairs: opts.pairs ?? 10, stored: k < (opts.stored ?? 0) }));
-  handleJobEvent(job, { type: "planned", tiles }, T0);
-  assert.is(job.state, "scoring");
-  return { job, ids };
-}
+  constructor(settings: JobSettings = SETTINGS) {
+    this.job = newJob("j1", T0, settings);
+    this.feed({ type: "submitted", settings }, 0);
+  }
 
-function publish(job: JobRecord, ids: string[], now = T0 + 1): void {
-  handleJobEvent(job, { type: "tiles-published", tileIds: ids }, now);
-}
+  feed(event: JobEvent, dt = 1): Outcome {
+    this.t += dt;
+    const s = { id: `s${this.n++}`, t: this.t, event };
+    this.last = handleStimulus(this.job, s);
+    this.story.push(...storyEntries("j1", s, this.last.changes, () => this.seq++));
+    return this.last;
+  }
 
-const storedEv = (tileId: string, worker = "w1", attempt = 1, seconds = 1): JobEvent => ({
-  type: "tile-stored",
-  tileId,
-  worker,
-  attempt,
-  seconds,
-  duplicate: false,
-});
+  starts(kind?: string): Extract<Instruction, { type: "start" }>[] {
+    return this.last.instructions.filter((i): i is Extract<Instruction, { type: "start" }> => i.type === "start" && (!kind || i.kind === kind));
+  }
 
-/** Deep snapshot of everything a transition may change. */
-function snapshot(job: JobRecord): string {
-  return JSON.stringify({
-    state: job.state,
-    error: job.error,
-    counts: job.counts,
-    tiles: [...job.tiles.entries()],
-    workers: [...job.workers.entries()],
-    progress: job.progress,
-    log: job.log.length,
-  });
-}
+  task(kind: string): string {
+    const id = [...this.job.tasks].find(([, k]) => k === kind)?.[0];
+    if (!id) throw new Error(`no ${kind} task running; tasks ${JSON.stringify([...this.job.tasks])}`);
+    return id;
+  }
 
-test("planned with some tiles already stored: scoring, reused counts, publish-more + save-status", () => {
-  const job = newJob("j1", T0);
-  const effects = handleJobEvent(
-    job,
-    {
-      type: "planned",
-      tiles: [
-        { id: tid(0), pairs: 4, stored: true },
-        { id: tid(1), pairs: 6, stored: false },
-        { id: tid(2), pairs: 8, stored: true },
-      ],
-    },
-    T0,
-  );
-  assert.is(job.state, "scoring");
-  assert.equal(types(effects), ["publish-more", "save-status"]);
-  assert.equal(job.counts, { tilesDone: 2, tilesReused: 2, pairsDone: 12, pairsTotal: 18, redeliveries: 0 });
-  assert.is(job.tiles.get(tid(0))!.state, "stored");
-  assert.is(job.tiles.get(tid(1))!.state, "planned");
-  assert.is(job.tiles.get(tid(2))!.state, "stored");
-  assert.ok(job.log.some((l) => l.stimulus === "planned" && l.change.includes("planning->scoring")), "the change is logged with its stimulus");
-});
+  reply(request: string): Reply | undefined {
+    return this.last.instructions.find((i): i is Extract<Instruction, { type: "reply" }> => i.type === "reply" && i.request === request)?.reply;
+  }
 
-test("tiles-published moves only planned tiles to queued", () => {
-  const { job, ids } = scoringJob(3, { stored: 1 });
-  const effects = handleJobEvent(job, { type: "tiles-published", tileIds: [ids[0], ids[1], tid(99)] }, T0 + 1);
-  assert.equal(effects, []);
-  assert.is(job.tiles.get(ids[0])!.state, "stored", "a stored tile stays stored");
-  assert.is(job.tiles.get(ids[1])!.state, "queued");
-  assert.is(job.tiles.get(ids[2])!.state, "planned", "a tile not in the event stays planned");
-  assert.not.ok(job.tiles.has(tid(99)), "an unknown id is not added");
-});
+  rejected(): string[] {
+    return this.last.changes.filter((c) => c.kind === "rejected").map((c) => (c as { reason: string }).reason);
+  }
 
-test("tile-started: queued -> running, attempt 2 counts one redelivery, a repeated attempt does not", () => {
-  const { job, ids } = scoringJob(2);
-  publish(job, ids);
-  handleJobEvent(job, { type: "tile-started", tileId: ids[0], worker: "w1", attempt: 1 }, T0 + 2);
-  const t = job.tiles.get(ids[0])!;
-  assert.is(t.state, "running");
-  assert.is(t.worker, "w1");
-  assert.is(t.attempts, 1);
-  assert.is(job.counts.redeliveries, 0);
+  plan(tiles: PlannedTile[]): void {
+    this.feed({ type: "plan-done", task: this.task("plan"), tiles, samples: 4 });
+  }
 
-  handleJobEvent(job, { type: "tile-started", tileId: ids[0], worker: "w2", attempt: 2 }, T0 + 3);
-  assert.is(t.state, "running");
-  assert.is(t.worker, "w2");
-  assert.is(t.attempts, 2);
-  assert.is(job.counts.redeliveries, 1);
-
-  handleJobEvent(job, { type: "tile-started", tileId: ids[0], worker: "w2", attempt: 2 }, T0 + 4);
-  assert.is(job.counts.redeliveries, 1, "the same delivery reported twice is not a new redelivery");
-  handleJobEvent(job, { type: "tile-started", tileId: ids[0], worker: "w1", attempt: 1 }, T0 + 4);
-  assert.is(t.attempts, 2, "a late report of an older delivery does not lower the attempts");
-  assert.is(job.counts.redeliveries, 1);
-
-  // A first report that is already delivery 3 (earlier ones were never reported) counts two.
-  handleJobEvent(job, { type: "tile-started", tileId: ids[1], worker: "w1", attempt: 3 }, T0 + 5);
-  assert.is(job.counts.redeliveries, 3);
-  assert.is(job.tiles.get(ids[1])!.attempts, 3);
-});
-
-test("tile-stored for every tile: selecting with release-queue and run-selection; tallies per worker", () => {
-  const { job, ids } = scoringJob(3, { pairs: 5 });
-  publish(job, ids);
-  const e1 = handleJobEvent(job, storedEv(ids[0], "w1", 1, 2), T0 + 1000);
-  assert.equal(types(e1), ["publish-more", "save-status"]);
-  assert.is(job.state, "scoring");
-  const e2 = handleJobEvent(job, storedEv(ids[1], "w2", 1, 3), T0 + 2000);
-  assert.equal(types(e2), ["publish-more", "save-status"]);
-  const e3 = handleJobEvent(job, storedEv(ids[2], "w1", 1, 4), T0 + 3000);
-  assert.is(job.state, "selecting");
-  assert.ok(types(e3).includes("release-queue"), "the queue is released");
-  assert.ok(types(e3).includes("run-selection"), "the selection is started");
-  assert.not.ok(types(e3).includes("publish-more"), "nothing more to publish");
-  assert.equal(job.counts, { tilesDone: 3, tilesReused: 0, pairsDone: 15, pairsTotal: 15, redeliveries: 0 });
-  assert.equal(job.workers.get("w1"), { tiles: 2, pairs: 10, seconds: 6, lastAt: T0 + 3000 });
-  assert.equal(job.workers.get("w2"), { tiles: 1, pairs: 5, seconds: 3, lastAt: T0 + 2000 });
-  assert.equal(job.progress, [
-    { t: T0 + 1000, pairs: 5 },
-    { t: T0 + 2000, pairs: 10 },
-    { t: T0 + 3000, pairs: 15 },
-  ]);
-
-  const done = handleJobEvent(job, { type: "selection-done" }, T0 + 4000);
-  assert.is(job.state, "done");
-  assert.equal(types(done), ["save-status"]);
-});
-
-test("a duplicate tile-stored changes nothing", () => {
-  const { job, ids } = scoringJob(2);
-  publish(job, ids);
-  handleJobEvent(job, storedEv(ids[0]), T0 + 10);
-  const before = snapshot(job);
-  const effects = handleJobEvent(job, { ...storedEv(ids[0], "w9", 2), duplicate: true } as JobEvent, T0 + 20);
-  assert.equal(effects, []);
-  assert.is(snapshot(job), before);
-  assert.is(job.counts.tilesDone, 1);
-});
-
-test("tile-stored for a tile the plan does not hold is ignored", () => {
-  const { job } = scoringJob(2);
-  const before = snapshot(job);
-  assert.equal(handleJobEvent(job, storedEv(tid(42)), T0 + 5), []);
-  assert.is(snapshot(job), before);
-});
-
-test("a non-final tile-failed puts the tile back to queued and keeps the error", () => {
-  const { job, ids } = scoringJob(2);
-  publish(job, ids);
-  handleJobEvent(job, { type: "tile-started", tileId: ids[0], worker: "w1", attempt: 1 }, T0 + 2);
-  const effects = handleJobEvent(job, { type: "tile-failed", tileId: ids[0], worker: "w1", attempt: 1, error: "CUDA OOM", final: false }, T0 + 3);
-  assert.equal(effects, []);
-  const t = job.tiles.get(ids[0])!;
-  assert.is(t.state, "queued");
-  assert.is(t.lastError, "CUDA OOM");
-  assert.is(t.worker, null);
-  assert.is(job.state, "scoring");
-  assert.is(job.error, null);
-});
-
-test("a final tile-failed fails the job with the worker's error text", () => {
-  const { job, ids } = scoringJob(2);
-  publish(job, ids);
-  handleJobEvent(job, { type: "tile-started", tileId: ids[1], worker: "gpu-7", attempt: 5 }, T0 + 2);
-  const effects = handleJobEvent(
-    job,
-    { type: "tile-failed", tileId: ids[1], worker: "gpu-7", attempt: 5, error: "shape mismatch in layer 3", final: true },
-    T0 + 3,
-  );
-  assert.is(job.state, "failed");
-  assert.is(job.tiles.get(ids[1])!.state, "failed");
-  assert.ok(types(effects).includes("release-queue"));
-  assert.ok(types(effects).includes("save-status"));
-  assert.not.ok(types(effects).includes("run-selection"));
-  assert.ok(job.error !== null);
-  assert.match(job.error!, "shape mismatch in layer 3");
-  assert.match(job.error!, "gpu-7");
-});
-
-test("tile-max-deliveries fails the job, quoting the last error reported before", () => {
-  const { job, ids } = scoringJob(2);
-  publish(job, ids);
-  handleJobEvent(job, { type: "tile-started", tileId: ids[0], worker: "w1", attempt: 1 }, T0 + 2);
-  handleJobEvent(job, { type: "tile-failed", tileId: ids[0], worker: "w1", attempt: 1, error: "segfault in kernel", final: false }, T0 + 3);
-  const effects = handleJobEvent(job, { type: "tile-max-deliveries", tileId: ids[0] }, T0 + 4);
-  assert.is(job.state, "failed");
-  assert.is(job.tiles.get(ids[0])!.state, "failed");
-  assert.ok(types(effects).includes("release-queue"));
-  assert.match(job.error ?? "", "segfault in kernel");
-});
-
-test("tile-max-deliveries without a reported failure says the workers died or stalled", () => {
-  const { job, ids } = scoringJob(2);
-  publish(job, ids);
-  handleJobEvent(job, { type: "tile-started", tileId: ids[1], worker: "w1", attempt: 1 }, T0 + 2);
-  handleJobEvent(job, { type: "tile-max-deliveries", tileId: ids[1] }, T0 + 4);
-  assert.is(job.state, "failed");
-  assert.match(job.error ?? "", /delivery limit/);
-  assert.not.match(job.error ?? "", /last error/);
-});
-
-test("cancel from scoring: cancelled with the reason, queue released", () => {
-  const { job, ids } = scoringJob(2);
-  publish(job, ids);
-  const effects = handleJobEvent(job, { type: "cancel", reason: "cancelled by user" }, T0 + 5);
-  assert.is(job.state, "cancelled");
-  assert.is(job.error, "cancelled by user");
-  assert.equal(types(effects), ["release-queue", "save-status"]);
-});
-
-test("events after a terminal state change nothing", () => {
-  for (const end of ["done", "failed", "cancelled"] as const) {
-    const { job, ids } = scoringJob(3);
-    publish(job, ids);
-    handleJobEvent(job, { type: "tile-started", tileId: ids[0], worker: "w1", attempt: 1 }, T0 + 2);
-    if (end === "done") {
-      for (const id of ids) handleJobEvent(job, storedEv(id), T0 + 3);
-      handleJobEvent(job, { type: "selection-done" }, T0 + 4);
-    } else if (end === "failed") {
-      handleJobEvent(job, { type: "tile-failed", tileId: ids[0], worker: "w1", attempt: 1, error: "boom", final: true }, T0 + 4);
-    } else {
-      handleJobEvent(job, { type: "cancel", reason: "stop" }, T0 + 4);
-    }
-    assert.is(job.state, end);
-    const before = snapshot(job);
-    const late: JobEvent[] = [
-      { type: "tiles-published", tileIds: ids },
-      { type: "tile-started", tileId: ids[1], worker: "w2", attempt: 2 },
-      storedEv(ids[1], "w2", 2),
-      storedEv(ids[2], "w2", 1),
-      { type: "tile-failed", tileId: ids[2], worker: "w2", attempt: 1, error: "late", final: false },
-      { type: "tile-failed", tileId: ids[2], worker: "w2", attempt: 5, error: "late", final: true },
-      { type: "tile-max-deliveries", tileId: ids[1] },
-      { type: "cancel", reason: "again" },
-    ];
-    for (const e of late) {
-      assert.equal(handleJobEvent(job, e, T0 + 100), [], `${e.type} after ${end} gives no effects`);
-      assert.is(snapshot(job), before, `${e.type} after ${end} changes nothing`);
+  publishAll(): void {
+    while (this.job.tasks.size > 0 && [...this.job.tasks.values()].includes("publish")) {
+      const task = this.task("publish");
+      const start = this.starts("publish")[0] as { tileIds: string[] } | undefined;
+      const ids = start?.tileIds ?? this.job.publishing;
+      this.feed({ type: "publish-done", task, tileIds: ids, bytes: 100 * ids.length });
+      if (this.job.inFlight.size >= this.job.settings.maxQueued) break;
     }
   }
-});
 
-test("selection-done after a cancel (cancelled while selecting) leaves the job cancelled", () => {
-  const { job, ids } = scoringJob(1);
-  handleJobEvent(job, storedEv(ids[0]), T0 + 1);
-  assert.is(job.state, "selecting");
-  handleJobEvent(job, { type: "cancel", reason: "user" }, T0 + 2);
-  const before = snapshot(job);
-  // The machine may refuse the edge (the coordinator logs it) but must not move the job.
-  try {
-    assert.equal(handleJobEvent(job, { type: "selection-done" }, T0 + 3), []);
-  } catch (err) {
-    assert.instance(err, ImpossibleTransitionError);
+  start(tile: string, worker = "w1", attempt = 1): Reply | undefined {
+    this.feed({ type: "tile-started", request: `st-${tile.slice(-3)}-${attempt}-${worker}`, tileId: tile, worker, attempt });
+    return this.reply(`st-${tile.slice(-3)}-${attempt}-${worker}`);
   }
-  assert.is(job.state, "cancelled");
-  assert.is(snapshot(job), before);
+
+  /** An upload that the store accepts (or finds already stored, `maxDiff` apart). */
+  upload(tile: string, worker = "w1", attempt = 1, exists?: { maxDiff: number; truncated?: [number, number] }): Reply | undefined {
+    const request = `up-${tile.slice(-3)}-${worker}-${attempt}`;
+    this.feed({ type: "result-received", request, tileId: tile, worker, attempt, problem: null });
+    const store = this.starts("store")[0];
+    if (!store) return this.reply(request);
+    const outcome = exists
+      ? { outcome: "exists" as const, maxDiff: exists.maxDiff, truncated: { stored: exists.truncated?.[0] ?? 0, received: exists.truncated?.[1] ?? 0 } }
+      : { outcome: "stored" as const };
+    this.feed({ type: "store-done", task: store.task, request, tileId: tile, worker, attempt, seconds: 2, bytes: 40, ...outcome });
+    return this.reply(request);
+  }
+}
+
+const tiles = (n: number, stored = 0): PlannedTile[] => Array.from({ length: n }, (_, k) => ({ id: tid(k), pairs: 10, stored: k < stored }));
+
+/** The record as JSON (Maps and Sets spelled out), for equality checks. */
+function json(job: JobRecord): string {
+  return JSON.stringify(job, (_k, v) => (v instanceof Map ? [...v] : v instanceof Set ? [...v] : v));
+}
+
+test("submitted starts planning; planned with stored tiles: scoring, publishes a window of maxQueued, arms reconcile", () => {
+  const d = new Driver();
+  assert.equal(d.starts().map((s) => s.kind), ["plan"]);
+  d.plan(tiles(5, 1));
+  assert.is(d.job.state, "scoring");
+  assert.equal(d.job.counts, { tilesTotal: 5, tilesDone: 1, tilesReused: 1, pairsDone: 10, pairsTotal: 50, redeliveries: 0, duplicates: 0, healthReturns: 0, republished: 0 });
+  const publish = d.starts("publish")[0] as unknown as { tileIds: string[] };
+  assert.equal(publish.tileIds, [tid(1), tid(2)], "the window: maxQueued tiles, the stored one skipped");
+  assert.ok(d.last.instructions.some((i) => i.type === "arm-reconcile" && i.everyMs === 1000));
 });
 
-test("impossible transitions throw ImpossibleTransitionError and leave the job as it was", () => {
-  const { job, ids } = scoringJob(2);
-  publish(job, ids);
-  const before = snapshot(job);
-  const err = (() => {
-    try {
-      handleJobEvent(job, { type: "selection-done" }, T0 + 5);
-    } catch (e) {
-      return e;
+test("a whole job: started, stored, selecting, writing, done, released; replies say wanted and stored", () => {
+  const d = new Driver();
+  d.plan(tiles(3));
+  d.publishAll();
+  assert.is(d.job.tiles.get(tid(0))!.state, "queued");
+  assert.equal(d.start(tid(0)), { wanted: true });
+  assert.is(d.job.tiles.get(tid(0))!.state, "running");
+  assert.equal(d.upload(tid(0)), { outcome: "stored", message: "stored" });
+  assert.is(d.job.tiles.get(tid(0))!.storedBy, "w1");
+  d.publishAll();
+  for (const k of [1, 2]) {
+    d.start(tid(k), "w2");
+    d.upload(tid(k), "w2");
+    d.publishAll();
+  }
+  assert.is(d.job.state, "selecting");
+  assert.equal(d.starts().map((s) => s.kind), ["select"]);
+  assert.ok(d.last.instructions.some((i) => i.type === "disarm-reconcile"));
+  d.feed({ type: "select-done", task: d.task("select") });
+  assert.is(d.job.state, "writing");
+  d.feed({ type: "write-done", task: d.task("write"), summary: "selected 1 of 4" });
+  assert.is(d.job.state, "done");
+  assert.is(d.job.summary, "selected 1 of 4");
+  assert.equal(d.starts().map((s) => s.kind), ["release"]);
+  assert.is(d.job.tiles.size, 0, "a finished job forgets its tiles; its counts stay");
+  assert.equal([d.job.counts.tilesDone, d.job.counts.tilesTotal, d.job.counts.pairsDone], [3, 3, 30]);
+  d.feed({ type: "release-done", task: d.task("release") });
+  assert.is(d.job.released, true);
+  assert.equal(d.job.workers.get("w2"), { tiles: 2, pairs: 20, seconds: 4, lastAt: d.job.workers.get("w2")!.lastAt });
+});
+
+test("the machine alone decides wanted: unknown, stored and finished-job tiles are not wanted, each an explicit rejection", () => {
+  const d = new Driver();
+  d.plan(tiles(2));
+  d.publishAll();
+  assert.equal(d.start(tid(9)), { wanted: false });
+  assert.match(d.rejected()[0], /no tile/);
+  d.start(tid(0));
+  d.upload(tid(0));
+  assert.equal(d.start(tid(0), "w2", 2), { wanted: false });
+  assert.match(d.rejected()[0], /already stored/);
+  d.feed({ type: "cancel", reason: "enough" });
+  assert.equal(d.start(tid(1)), { wanted: false });
+  assert.match(d.rejected()[0], /not scoring/);
+});
+
+test("redeliveries are counted from the delivery numbers; a late report of an older delivery changes nothing", () => {
+  const d = new Driver();
+  d.plan(tiles(2));
+  d.publishAll();
+  d.start(tid(0), "w1", 1);
+  d.start(tid(0), "w2", 2);
+  assert.is(d.job.counts.redeliveries, 1);
+  d.start(tid(0), "w1", 1);
+  assert.is(d.job.tiles.get(tid(0))!.attempts, 2);
+  d.start(tid(1), "w1", 3);
+  assert.is(d.job.counts.redeliveries, 3);
+});
+
+test("a duplicate within the tolerance keeps the stored values and notes the difference; beyond it the job fails naming tile, both workers and the difference", () => {
+  const d = new Driver();
+  d.plan(tiles(3));
+  d.publishAll();
+  d.start(tid(0), "cpu-1");
+  d.upload(tid(0), "cpu-1");
+  assert.equal(d.upload(tid(0), "gpu-1", 1, { maxDiff: 4e-6 }), { outcome: "duplicate", message: "kept the stored values (yours differ by up to 0.000004)" });
+  const note = d.last.changes.find((c) => c.kind === "note") as { message: string; maxDiff: number };
+  assert.is(note.maxDiff, 4e-6);
+  assert.match(note.message, /gpu-1/);
+  assert.is(d.job.state, "scoring");
+  assert.is(d.job.counts.duplicates, 1);
+
+  assert.equal(d.upload(tid(0), "gpu-2", 1, { maxDiff: 3e-3 })!, { outcome: "conflict", message: `conflicts with the stored result of tile ${tid(0)}` });
+  assert.is(d.job.state, "failed");
+  assert.match(d.job.error!, tid(0));
+  assert.match(d.job.error!, "worker cpu-1");
+  assert.match(d.job.error!, "worker gpu-2");
+  assert.match(d.job.error!, "0.003");
+});
+
+test("a different truncation count is a conflict whatever the values", () => {
+  const d = new Driver();
+  d.plan(tiles(2));
+  d.publishAll();
+  d.upload(tid(0), "a");
+  d.upload(tid(0), "b", 1, { maxDiff: 0, truncated: [0, 2] });
+  assert.is(d.job.state, "failed");
+  assert.match(d.job.error!, /truncated prompts \(0 vs 2\)/);
+});
+
+test("the tolerance is the job's setting: 0 makes any difference a conflict", () => {
+  const d = new Driver({ ...SETTINGS, conflictTolerance: 0 });
+  d.plan(tiles(2));
+  d.publishAll();
+  d.upload(tid(0), "a");
+  d.upload(tid(0), "b", 1, { maxDiff: 1e-9 });
+  assert.is(d.job.state, "failed");
+});
+
+test("a tile failure is retried until the tile has failed maxDeliver times on healthy workers", () => {
+  const d = new Driver();
+  d.plan(tiles(2));
+  d.publishAll();
+  for (let a = 1; a <= 2; a++) {
+    d.start(tid(0), "w1", a);
+    d.feed({ type: "tile-failed", request: `f${a}`, tileId: tid(0), worker: "w1", attempt: a, error: "shape mismatch", kind: "tile" });
+    assert.equal(d.reply(`f${a}`), { action: "retry" });
+    assert.is(d.job.tiles.get(tid(0))!.state, "queued");
+  }
+  d.start(tid(0), "w9", 3);
+  d.feed({ type: "tile-failed", request: "f3", tileId: tid(0), worker: "w9", attempt: 3, error: "shape mismatch", kind: "tile" });
+  assert.is(d.job.state, "failed");
+  assert.match(d.job.error!, /failed on every delivery \(3\); last error from worker w9: shape mismatch/);
+});
+
+test("a model error fails the job at once, with its message", () => {
+  const d = new Driver();
+  d.plan(tiles(2));
+  d.publishAll();
+  d.start(tid(1), "w1");
+  d.feed({ type: "tile-failed", request: "m", tileId: tid(1), worker: "w1", attempt: 1, error: "tokenizer does not match its model", kind: "model" });
+  assert.is(d.job.state, "failed");
+  assert.match(d.job.error!, /bundle failed on worker w1: tokenizer does not match its model/);
+  assert.equal(d.reply("m"), { action: "drop" });
+});
+
+test("a worker's own failure hands the tile back: no failure counted, published again at once", () => {
+  const d = new Driver();
+  d.plan(tiles(2));
+  d.publishAll();
+  for (let k = 0; k < 4; k++) {
+    d.start(tid(0), `sick-${k}`, 1);
+    d.feed({ type: "tile-failed", request: `h${k}`, tileId: tid(0), worker: `sick-${k}`, attempt: 1, error: "CUDA out of memory", kind: "health" });
+    assert.equal(d.reply(`h${k}`), { action: "drop" });
+    assert.is(d.job.tiles.get(tid(0))!.state, "planned");
+    assert.equal((d.starts("publish")[0] as unknown as { tileIds: string[] }).tileIds, [tid(0)], "republished");
+    d.publishAll();
+  }
+  const tile = d.job.tiles.get(tid(0))!;
+  assert.equal([tile.failures, tile.healthReturns, d.job.state], [0, 4, "scoring"]);
+  d.start(tid(0), "healthy");
+  d.upload(tid(0), "healthy");
+  assert.is(tile.state, "stored");
+});
+
+test("reconcile: a tile gone from the queue without a result is published again; after MAX_LOST it fails the job", () => {
+  const d = new Driver();
+  d.plan(tiles(2));
+  d.publishAll();
+  d.start(tid(0));
+  for (let k = 1; k <= MAX_LOST + 1; k++) {
+    d.feed({ type: "reconcile-due" }, 5000);
+    d.feed({ type: "reconcile-done", task: d.task("reconcile"), queue: { exists: true, messages: 1, pending: 1, ackPending: 0, redelivered: 0, tileIds: [tid(1)] }, stored: [] });
+    if (k <= MAX_LOST) {
+      assert.is(d.job.tiles.get(tid(0))!.state, "planned", `round ${k}: back to planned`);
+      d.publishAll();
+      assert.is(d.job.tiles.get(tid(0))!.state, "queued", `round ${k}: republished`);
+      assert.is(d.job.counts.republished, k);
     }
-    return null;
-  })();
-  assert.instance(err, ImpossibleTransitionError);
-  assert.is((err as Error).name, "ImpossibleTransitionError");
-  assert.match((err as Error).message, "scoring -> done");
-  assert.match((err as Error).message, "selection-done");
-  assert.is(snapshot(job), before);
-
-  // A second plan while scoring (scoring -> scoring) is refused.
-  assert.throws(
-    () => handleJobEvent(job, { type: "planned", tiles: [{ id: tid(7), pairs: 1, stored: false }] }, T0 + 6),
-    (e: unknown) => e instanceof ImpossibleTransitionError,
-  );
-  assert.is(snapshot(job), before);
-  // A job already failed cannot fail again through planning-failed, nor be re-planned.
-  const failed = newJob("j3", T0);
-  handleJobEvent(failed, { type: "planning-failed", error: "x" }, T0);
-  assert.throws(() => handleJobEvent(failed, { type: "planning-failed", error: "y" }, T0), (e: unknown) => e instanceof ImpossibleTransitionError);
-  assert.is(failed.error, "x");
-
-  const fresh = newJob("j2", T0);
-  assert.throws(() => handleJobEvent(fresh, { type: "selection-done" }, T0), (e: unknown) => e instanceof ImpossibleTransitionError);
-  assert.is(fresh.state, "planning");
+  }
+  assert.is(d.job.state, "failed");
+  assert.match(d.job.error!, /left the queue without a result 4 times/);
 });
 
-test("every tile already stored at planning goes straight to selecting", () => {
-  const job = newJob("j1", T0);
-  const effects = handleJobEvent(
-    job,
-    {
-      type: "planned",
-      tiles: [
-        { id: tid(0), pairs: 3, stored: true },
-        { id: tid(1), pairs: 4, stored: true },
-      ],
-    },
-    T0,
-  );
-  assert.is(job.state, "selecting");
-  assert.ok(types(effects).includes("run-selection"));
-  assert.ok(types(effects).includes("release-queue"));
-  assert.not.ok(types(effects).includes("publish-more"));
-  assert.equal(job.counts, { tilesDone: 2, tilesReused: 2, pairsDone: 7, pairsTotal: 7, redeliveries: 0 });
+test("reconcile: a tile still in the queue but out of deliveries (the advisory was lost) fails the job; a quiet tile with deliveries left waits", () => {
+  const d = new Driver();
+  d.plan(tiles(2));
+  d.publishAll();
+  const present = { exists: true, messages: 2, pending: 0, ackPending: 0, redelivered: 1, tileIds: [tid(0), tid(1)] };
+  d.start(tid(1), "w1", 2);
+  d.start(tid(0), "w1", 3);
+  d.feed({ type: "reconcile-due" }, 500);
+  d.feed({ type: "reconcile-done", task: d.task("reconcile"), queue: present, stored: [] });
+  assert.is(d.job.state, "scoring", "heard of within the lease: nothing decided");
+  d.feed({ type: "reconcile-due" }, 5000);
+  d.feed({ type: "reconcile-done", task: d.task("reconcile"), queue: present, stored: [] });
+  assert.is(d.job.state, "failed");
+  assert.match(d.job.error!, /used all 3 deliveries without a result/);
 });
 
-test("planning-failed fails the job with the planner's message", () => {
-  const job = newJob("j1", T0);
-  const effects = handleJobEvent(job, { type: "planning-failed", error: "data.jsonl:3: invalid JSON" }, T0);
-  assert.is(job.state, "failed");
-  assert.is(job.error, "data.jsonl:3: invalid JSON");
-  assert.ok(types(effects).includes("save-status"));
+test("reconcile marks tiles the store holds as stored (a lost store signal), and the job moves on", () => {
+  const d = new Driver();
+  d.plan(tiles(2));
+  d.publishAll();
+  d.feed({ type: "reconcile-due" });
+  d.feed({ type: "reconcile-done", task: d.task("reconcile"), queue: null, stored: [tid(0), tid(1)] });
+  assert.is(d.job.state, "selecting");
 });
 
-test("jobRate: pairs/s over the window and the ETA of the rest", () => {
-  const { job, ids } = scoringJob(10, { pairs: 100 });
-  publish(job, ids);
-  // One tile (100 pairs) every 2 s.
-  for (let k = 0; k < 4; k++) handleJobEvent(job, storedEv(ids[k], "w1", 1, 2), T0 + 2000 * (k + 1));
-  const now = T0 + 8000;
-  const r = jobRate(job, now);
-  assert.ok(Math.abs(r.pairsPerSecond - 50) < 1e-9, `rate ${r.pairsPerSecond}`);
-  assert.ok(Math.abs(r.etaSeconds - 600 / 50) < 1e-9, `eta ${r.etaSeconds}`);
-
-  // Only the last 5 s count: samples at 4 s, 6 s and 8 s, a faster pace than before.
-  handleJobEvent(job, storedEv(ids[4], "w1", 1, 1), T0 + 8500);
-  handleJobEvent(job, storedEv(ids[5], "w1", 1, 1), T0 + 9000);
-  const fast = jobRate(job, T0 + 9000, 1000);
-  assert.ok(Math.abs(fast.pairsPerSecond - 200) < 1e-9, `windowed rate ${fast.pairsPerSecond}`);
-
-  // Nothing stored yet: no rate, unknown ETA.
-  const idle = scoringJob(2).job;
-  assert.equal(jobRate(idle, T0 + 1000), { pairsPerSecond: 0, etaSeconds: -1 });
+test("reconcile-due outside scoring, and a second one while one runs, are rejected explicitly", () => {
+  const d = new Driver();
+  d.feed({ type: "reconcile-due" });
+  assert.match(d.rejected()[0], /not scoring/);
+  d.plan(tiles(2));
+  d.feed({ type: "reconcile-due" });
+  d.feed({ type: "reconcile-due" });
+  assert.match(d.rejected()[0], /still running/);
 });
 
-test("jobRate: one recent sample falls back to the whole history; finished work has ETA 0", () => {
-  const { job, ids } = scoringJob(3, { pairs: 30 });
-  publish(job, ids);
-  handleJobEvent(job, storedEv(ids[0]), T0);
-  handleJobEvent(job, storedEv(ids[1]), T0 + 3000);
-  // Only the sample at T0+3000 lies in a 1 s window at T0+3500.
-  const r = jobRate(job, T0 + 3500, 1000);
-  assert.ok(Math.abs(r.pairsPerSecond - 10) < 1e-9, `rate ${r.pairsPerSecond}`);
-  assert.ok(Math.abs(r.etaSeconds - 3) < 1e-9, `eta ${r.etaSeconds}`);
-  handleJobEvent(job, storedEv(ids[2]), T0 + 6000);
-  assert.is(jobRate(job, T0 + 6000).etaSeconds, 0);
+test("a stale task outcome is rejected, and so is a result for an unknown tile (replied gone)", () => {
+  const d = new Driver();
+  d.plan(tiles(2));
+  d.feed({ type: "select-done", task: "select-99" });
+  assert.match(d.rejected()[0], /not running/);
+  d.feed({ type: "result-received", request: "u", tileId: tid(7), worker: "w", attempt: 1, problem: null });
+  assert.equal(d.reply("u"), { outcome: "gone", message: `job j1 has no tile ${tid(7)}` });
+  d.feed({ type: "result-received", request: "p", tileId: tid(0), worker: "w", attempt: 1, problem: "bad mac" });
+  assert.equal(d.reply("p"), { outcome: "rejected", message: "bad mac" });
 });
 
-test("a planned event while scoring is an impossible transition and changes nothing", () => {
-  const { job, ids } = scoringJob(2);
-  publish(job, ids);
-  assert.throws(() => handleJobEvent(job, { type: "planned", tiles: [] }, T0 + 6), (e: unknown) => e instanceof ImpossibleTransitionError);
-  assert.is(job.state, "scoring");
+test("cancel with no task running: cancelled at once; with one running: cancelling, the task aborted, then cancelled", () => {
+  const idle = new Driver();
+  idle.plan(tiles(2));
+  idle.feed({ type: "publish-done", task: idle.task("publish"), tileIds: [tid(0), tid(1)], bytes: 0 });
+  idle.feed({ type: "cancel", reason: "no longer needed" });
+  assert.is(idle.job.state, "cancelled");
+  assert.is(idle.job.error, "no longer needed");
+  assert.equal(idle.starts().map((s) => s.kind), ["release"]);
+
+  const busy = new Driver();
+  busy.plan(tiles(1, 1));
+  assert.is(busy.job.state, "selecting");
+  const select = busy.task("select");
+  busy.feed({ type: "cancel", reason: "stop" });
+  assert.is(busy.job.state, "cancelling");
+  assert.ok(busy.last.instructions.some((i) => i.type === "abort" && i.task === select));
+  busy.feed({ type: "cancel", reason: "again" });
+  assert.match(busy.rejected()[0], /already being cancelled/);
+  busy.feed({ type: "task-failed", task: select, error: "aborted", errorName: "AbortedError", aborted: true });
+  assert.is(busy.job.state, "cancelled");
+  busy.feed({ type: "cancel", reason: "late" });
+  assert.match(busy.rejected()[0], /already cancelled/);
 });
 
-test("a non-final failure of a tile that was never published leaves it publishable", () => {
-  const { job, ids } = scoringJob(3);
-  publish(job, [ids[0]]); // the window holds only the first tile; ids[1] is still planned
-  handleJobEvent(job, { type: "tile-failed", tileId: ids[1], worker: "w-old", attempt: 1, error: "stale delivery", final: false }, T0 + 2);
-  assert.is(job.tiles.get(ids[1])!.state, "planned", "an unpublished tile must stay publishable");
-  assert.is(job.tiles.get(ids[1])!.lastError, "stale delivery");
+test("a result written before a cancel took effect: the job is done", () => {
+  const d = new Driver();
+  d.plan(tiles(1, 1));
+  d.feed({ type: "select-done", task: d.task("select") });
+  d.feed({ type: "cancel", reason: "stop" });
+  d.feed({ type: "write-done", task: d.task("write"), summary: "kernel 4 x 4" });
+  assert.is(d.job.state, "done");
 });
 
-test("a stale start report of an unpublished tile does not mark it running", () => {
-  const { job, ids } = scoringJob(3);
-  publish(job, [ids[0]]);
-  handleJobEvent(job, { type: "tile-started", tileId: ids[2], worker: "w-old", attempt: 1 }, T0 + 2);
-  assert.is(job.tiles.get(ids[2])!.state, "planned");
+test("cancel while planning, failure of the plan task: failed during planning", () => {
+  const d = new Driver();
+  d.feed({ type: "task-failed", task: d.task("plan"), error: "data.jsonl:3: bad record", errorName: "InputError", aborted: false });
+  assert.is(d.job.state, "failed");
+  assert.is(d.job.failedDuring, "planning");
+});
+
+test("resumed: a fresh record, planning again with session-scoped task ids", () => {
+  const d = new Driver();
+  d.plan(tiles(2));
+  d.publishAll();
+  d.upload(tid(0));
+  d.feed({ type: "resumed", was: "scoring", session: 1 });
+  assert.is(d.job.state, "planning");
+  assert.is(d.job.counts.tilesDone, 0);
+  assert.equal(d.starts().map((s) => [s.kind, s.task]), [["plan", "plan-1.1"]]);
+});
+
+test("replaying the story's stimuli rebuilds the same record", () => {
+  const d = new Driver();
+  d.plan(tiles(4, 1));
+  d.publishAll();
+  d.start(tid(1), "w1");
+  d.feed({ type: "tile-failed", request: "f", tileId: tid(1), worker: "w1", attempt: 1, error: "boom", kind: "tile" });
+  d.start(tid(1), "w2", 2);
+  d.upload(tid(1), "w2", 2);
+  d.publishAll();
+  d.upload(tid(2), "w1");
+  d.upload(tid(2), "w3", 1, { maxDiff: 1e-7 });
+  d.feed({ type: "resumed", was: "scoring", session: 1 });
+  d.plan(tiles(4, 3));
+  d.publishAll();
+  d.upload(tid(3));
+  d.feed({ type: "select-done", task: d.task("select") });
+  const rebuilt = replayStory(JSON.parse(JSON.stringify(d.story)) as StoryEntry[]);
+  assert.ok(rebuilt);
+  assert.is(json(rebuilt!), json(d.job));
+});
+
+test("jobRate: pairs per second over the window and the ETA", () => {
+  const d = new Driver();
+  d.plan(tiles(4));
+  d.publishAll();
+  d.upload(tid(0));
+  d.t += 1000;
+  d.upload(tid(1));
+  const r = jobRate(d.job, d.t);
+  assert.ok(r.pairsPerSecond > 9 && r.pairsPerSecond < 11, String(r.pairsPerSecond));
+  assert.ok(r.etaSeconds > 1.5 && r.etaSeconds < 2.5, String(r.etaSeconds));
 });
 
 test.run();

@@ -5,6 +5,7 @@ import { MemoryTileQueue } from "../../common/src/bus/memory-bus.js";
 import type { TileDelivery } from "../../common/src/bus/types.js";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
+const MAC = "0".repeat(64);
 const text = (d: TileDelivery | null) => (d ? new TextDecoder().decode(d.data) : null);
 
 async function queue(settings = { ackWaitMs: 10_000, maxDeliver: 5 }): Promise<{ q: MemoryTileQueue; job: string }> {
@@ -17,8 +18,8 @@ async function queue(settings = { ackWaitMs: 10_000, maxDeliver: 5 }): Promise<{
 test("publish, next, ack: tiles come in order and an acked tile is gone", async () => {
   const { q, job } = await queue();
   try {
-    await q.publish(job, "t1", bytes("one"));
-    await q.publish(job, "t2", bytes("two"));
+    await q.publish(job, "t1", bytes("one"), MAC);
+    await q.publish(job, "t2", bytes("two"), MAC);
     const a = await q.next(job, 50);
     const b = await q.next(job, 50);
     assert.is(text(a), "one");
@@ -36,7 +37,7 @@ test("next() waits for a publish that arrives during the wait", async () => {
   const { q, job } = await queue();
   try {
     const started = Date.now();
-    setTimeout(() => void q.publish(job, "t1", bytes("late")), 30);
+    setTimeout(() => void q.publish(job, "t1", bytes("late"), MAC), 30);
     // A wake-up by the timeout would take 60 s; by the publish, milliseconds (30 s: room for a loaded machine).
     const d = await q.next(job, 60_000);
     assert.is(text(d), "late");
@@ -62,7 +63,7 @@ test("next() with a timeout returns null when nothing comes; unknown jobs give n
 test("a leased tile is not handed to a second consumer", async () => {
   const { q, job } = await queue();
   try {
-    await q.publish(job, "t1", bytes("one"));
+    await q.publish(job, "t1", bytes("one"), MAC);
     const a = await q.next(job, 50);
     assert.ok(a);
     assert.is(await q.next(job, 30), null);
@@ -74,7 +75,7 @@ test("a leased tile is not handed to a second consumer", async () => {
 test("nak gives the tile back at once; nak(delay) only after the delay", async () => {
   const { q, job } = await queue();
   try {
-    await q.publish(job, "t1", bytes("one"));
+    await q.publish(job, "t1", bytes("one"), MAC);
     const a = await q.next(job, 50);
     a!.nak();
     const b = await q.next(job, 50);
@@ -98,7 +99,7 @@ test("nak gives the tile back at once; nak(delay) only after the delay", async (
 test("an expired lease redelivers with deliveryCount 2", async () => {
   const { q, job } = await queue({ ackWaitMs: 1000, maxDeliver: 5 });
   try {
-    await q.publish(job, "t1", bytes("one"));
+    await q.publish(job, "t1", bytes("one"), MAC);
     const a = await q.next(job, 50);
     assert.is(a!.deliveryCount, 1);
     assert.is(await q.next(job, 20), null, "still leased");
@@ -113,7 +114,7 @@ test("an expired lease redelivers with deliveryCount 2", async () => {
 test("working() extends the lease", async () => {
   const { q, job } = await queue({ ackWaitMs: 1000, maxDeliver: 5 });
   try {
-    await q.publish(job, "t1", bytes("one"));
+    await q.publish(job, "t1", bytes("one"), MAC);
     const a = await q.next(job, 50);
     const t0 = Date.now();
     // Progress every 50 ms against an ack wait of 1 s: only a stall of almost a second could lose the lease.
@@ -132,12 +133,12 @@ test("working() extends the lease", async () => {
   }
 });
 
-test("maxDeliver reached calls onMaxDeliveries with (jobId, tileId) once and drops the tile", async () => {
+test("maxDeliver reached calls onMaxDeliveries with the message once; it stays in the queue undeliverable, as in JetStream", async () => {
   const { q, job } = await queue({ ackWaitMs: 10_000, maxDeliver: 2 });
   const calls: [string, string][] = [];
-  q.onMaxDeliveries((j, t) => calls.push([j, t]));
+  q.onMaxDeliveries((m) => calls.push([m.jobId, m.tileId]));
   try {
-    await q.publish(job, "tile-a", bytes("a"));
+    await q.publish(job, "tile-a", bytes("a"), MAC);
     const d1 = await q.next(job, 50);
     d1!.nak();
     const d2 = await q.next(job, 50);
@@ -148,6 +149,8 @@ test("maxDeliver reached calls onMaxDeliveries with (jobId, tileId) once and dro
     assert.equal(calls, [[job, "tile-a"]]);
     assert.is(await q.next(job, 30), null);
     assert.equal(calls.length, 1, "reported once");
+    const seen = await q.inspect(job);
+    assert.equal([seen.messages, seen.tileIds], [1, ["tile-a"]], "still listed (reconcile sees it)");
   } finally {
     await q.close();
   }
@@ -156,11 +159,11 @@ test("maxDeliver reached calls onMaxDeliveries with (jobId, tileId) once and dro
 test("term drops the tile for good, without a max-deliveries report", async () => {
   const { q, job } = await queue({ ackWaitMs: 60, maxDeliver: 2 });
   const calls: string[] = [];
-  q.onMaxDeliveries((_j, t) => calls.push(t));
+  q.onMaxDeliveries((m) => calls.push(m.tileId));
   try {
-    await q.publish(job, "t1", bytes("one"));
+    await q.publish(job, "t1", bytes("one"), MAC);
     const d = await q.next(job, 50);
-    d!.term("malformed");
+    d!.term();
     assert.is(await q.next(job, 200), null, "not redelivered, even after the ack wait");
     assert.equal(calls, []);
   } finally {
@@ -171,7 +174,7 @@ test("term drops the tile for good, without a max-deliveries report", async () =
 test("an ack from a stale delivery does not ack the redelivered tile", async () => {
   const { q, job } = await queue({ ackWaitMs: 150, maxDeliver: 5 });
   try {
-    await q.publish(job, "t1", bytes("one"));
+    await q.publish(job, "t1", bytes("one"), MAC);
     const stale = await q.next(job, 50);
     const fresh = await q.next(job, 1000);
     assert.is(fresh!.deliveryCount, 2);
@@ -193,16 +196,16 @@ test("an ack from a stale delivery does not ack the redelivered tile", async () 
 test("purge drops queued tiles; release deletes the queue", async () => {
   const { q, job } = await queue();
   try {
-    await q.publish(job, "t1", bytes("one"));
-    await q.publish(job, "t2", bytes("two"));
+    await q.publish(job, "t1", bytes("one"), MAC);
+    await q.publish(job, "t2", bytes("two"), MAC);
     await q.purge(job);
     assert.is(await q.next(job, 30), null);
-    await q.publish(job, "t3", bytes("three"));
+    await q.publish(job, "t3", bytes("three"), MAC);
     assert.is(text(await q.next(job, 30)), "three", "the queue still works after a purge");
 
     await q.release(job);
     assert.is(await q.next(job, 30), null);
-    await q.publish(job, "t4", bytes("four")).then(
+    await q.publish(job, "t4", bytes("four"), MAC).then(
       () => assert.unreachable("publish to a released queue must fail"),
       (err: Error) => assert.match(err.message, "no queue"),
     );
@@ -215,7 +218,7 @@ test("jobs are separate queues; close() ends waiting consumers", async () => {
   const q = new MemoryTileQueue();
   await q.open("a", { ackWaitMs: 10_000, maxDeliver: 5 });
   await q.open("b", { ackWaitMs: 10_000, maxDeliver: 5 });
-  await q.publish("a", "t1", bytes("for a"));
+  await q.publish("a", "t1", bytes("for a"), MAC);
   assert.is(await q.next("b", 20), null);
   assert.is(text(await q.next("a", 20)), "for a");
   const waiting = q.next("b", 60_000);

@@ -13,12 +13,13 @@ export type { TileHooks } from "./engine/tile-engine.js";
 export { responseDistance } from "./engine/distance.js";
 
 // runtime
-export { WorkerLoop } from "./runtime/worker-loop.js";
+export { WorkerLoop, WorkerRetiredError } from "./runtime/worker-loop.js";
 export type { WorkerOptions } from "./runtime/worker-loop.js";
 export { ModelCache, defaultModelCacheDir } from "./runtime/model-cache.js";
-export { JobGoneError, ResultRejectedError } from "./runtime/result-sender.js";
-export type { ResultSender } from "./runtime/result-sender.js";
+export type { LoadedModel, ModelCacheLimits, ModelLease } from "./runtime/model-cache.js";
+export type { FailureKindReport, ResultSender, UploadOutcome } from "./runtime/result-sender.js";
 export { GrpcResultSender } from "./rpc/grpc-result-sender.js";
+export type { GrpcSenderOptions } from "./rpc/grpc-result-sender.js";
 
 // shared with the coordinator, re-exported for callers of the engine
 export { planBatches } from "../../common/src/mod.js";

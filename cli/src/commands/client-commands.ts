@@ -1,10 +1,14 @@
 import * as grpc from "@grpc/grpc-js";
-import { mkdir, writeFile } from "node:fs/promises";
+import { createWriteStream, type WriteStream } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { dirname, join, normalize } from "node:path";
-import { ConfigError, type CoordinatorClient, type JobStatusMessage, ProtocolError, type ResultFileChunk, type WorkerInfo, writeOutputDir } from "../../../common/src/mod.js";
+import { finished } from "node:stream/promises";
+import { ConfigError, type CoordinatorClient, type JobStatusMessage, KERNEL_FILES, ProtocolError, type ResultFileChunk, type WorkerInfo, writeOutputDir } from "../../../common/src/mod.js";
+import { SELECTION_FILES } from "../../../coordinator/src/mod.js";
 import { parseCommand, requireString } from "../args.js";
 import { JobWatchView } from "../progress/job-watch-view.js";
 import { formatDuration } from "../progress/rate-meter.js";
+import { StreamEndedEarly, withReconnect } from "../progress/reconnect.js";
 import { CLIENT_HELP, CLIENT_OPTIONS, clientFrom } from "../setup/client-flags.js";
 import { JOB_OPTIONS, SCORING_HELP, SELECTION_HELP, jobSpecFromFlags } from "../setup/job-flags.js";
 
@@ -44,11 +48,7 @@ export async function submitCommand(argv: string[]): Promise<number> {
     const { jobId } = await client.unary<{ jobId: string }>("submitJob", { specJson: JSON.stringify(spec) });
     process.stdout.write(`${jobId}\n`);
     if (values.detach) return 0;
-    let final: JobStatusMessage | null = null;
-    for await (const s of watchStream(client, jobId)) {
-      final = s;
-      if (!values.wait && s.state !== "planning") break;
-    }
+    const final = await followJob(client, jobId, (s) => !values.wait && s.state !== "planning", () => undefined);
     if (final?.state === "failed") {
       process.stderr.write(`delift: job ${jobId} failed: ${final.error}\n`);
       return final.failedDuring === "planning" ? 2 : 1;
@@ -63,7 +63,8 @@ export async function submitCommand(argv: string[]): Promise<number> {
 export const WATCH_HELP = `delift watch JOB [--plain]
 
 Shows a job's progress live: tiles done/total, pairs/s, ETA, redeliveries and each worker's rate.
-Exits when the job ends, with 0 (done), 1 (failed) or 3 (cancelled).
+Exits when the job ends, with 0 (done), 1 (failed) or 3 (cancelled). If the coordinator restarts
+meanwhile, it says so and reconnects (with back-off, for up to 10 minutes; then exit 4).
 
   --plain                one status line a second instead of bars (logs, CI)
 ${CLIENT_HELP}`;
@@ -74,17 +75,13 @@ export async function watchCommand(argv: string[]): Promise<number> {
   const jobId = onePositional(positionals, "watch", "JOB");
   const client = clientFrom(values);
   const view = new JobWatchView(jobId, values.plain === true || !process.stderr.isTTY);
-  let last: JobStatusMessage | null = null;
+  let last: JobStatusMessage;
   try {
-    for await (const s of watchStream(client, jobId)) {
-      last = s;
-      view.update(s);
-    }
+    last = await followJob(client, jobId, () => false, (s) => view.update(s), (line) => view.notice(line));
   } finally {
     view.stop();
     client.close();
   }
-  if (!last) return 1;
   process.stderr.write(`job ${jobId} ${last.state}${last.error ? `: ${last.error}` : ""} after ${formatDuration(last.elapsedSeconds)}\n`);
   return EXIT_OF_STATE[last.state] ?? 1;
 }
@@ -99,7 +96,7 @@ export async function jobsCommand(argv: string[]): Promise<number> {
   if (values.help) return help(JOBS_HELP);
   const client = clientFrom(values);
   try {
-    const { jobs } = await client.unary<{ jobs: JobStatusMessage[] }>("listJobs", {});
+    const { jobs } = await withReconnect("listing jobs", () => client.unary<{ jobs: JobStatusMessage[] }>("listJobs", {}));
     if (values.json) {
       process.stdout.write(JSON.stringify(jobs, null, 1) + "\n");
       return 0;
@@ -146,7 +143,9 @@ export async function workersCommand(argv: string[]): Promise<number> {
 
 export const CANCEL_HELP = `delift cancel JOB
 
-Cancels a job: its queued tiles are dropped; tiles already stored stay in the tile store.
+Cancels a job: its running tasks stop (planning, selection, writing), its queued tiles are dropped,
+nothing of its result is written; tiles already stored stay in the tile store. Prints the job's
+state once the cancel has taken effect.
 ${CLIENT_HELP}`;
 
 export async function cancelCommand(argv: string[]): Promise<number> {
@@ -156,7 +155,8 @@ export async function cancelCommand(argv: string[]): Promise<number> {
   const client = clientFrom(values);
   try {
     const { state } = await client.unary<{ state: string }>("cancelJob", { jobId });
-    process.stdout.write(`${jobId} ${state}\n`);
+    const final = state === "cancelling" ? (await followJob(client, jobId, () => false, () => undefined)).state : state;
+    process.stdout.write(`${jobId} ${final}\n`);
     return 0;
   } finally {
     client.close();
@@ -166,7 +166,7 @@ export async function cancelCommand(argv: string[]): Promise<number> {
 export const RESULT_HELP = `delift result JOB --out DIR
 
 Downloads a finished job's result (selected.jsonl, report.json, report.html; or the kernel files)
-into DIR, all or nothing.
+into DIR, all or nothing, streamed to disk. Reconnects (and starts over) if the coordinator restarts.
 ${CLIENT_HELP}`;
 
 export async function resultCommand(argv: string[]): Promise<number> {
@@ -176,32 +176,88 @@ export async function resultCommand(argv: string[]): Promise<number> {
   const out = requireString(values.out, "out", "result");
   const client = clientFrom(values);
   try {
-    const files = new Map<string, Buffer[]>();
-    await new Promise<void>((resolve, reject) => {
-      const stream = (client.raw.getResult as (req: object, md: grpc.Metadata) => grpc.ClientReadableStream<ResultFileChunk>).call(client.raw, { jobId }, client.metadata());
-      stream.on("data", (chunk: ResultFileChunk) => {
-        const name = normalize(chunk.name);
-        if (name.startsWith("..") || name.startsWith("/")) return reject(new ProtocolError(`result file name ${chunk.name} escapes the output directory`));
-        const parts = files.get(name) ?? [];
-        parts.push(Buffer.from(chunk.data));
-        files.set(name, parts);
-      });
-      stream.on("error", reject);
-      stream.on("end", () => resolve());
-    });
-    const names = [...files.keys()];
-    await writeOutputDir(out, [...new Set(names.map((n) => n.split("/")[0]))], async (tmp) => {
-      for (const [name, parts] of files) {
-        await mkdir(dirname(join(tmp, name)), { recursive: true });
-        await writeFile(join(tmp, name), Buffer.concat(parts));
-      }
-    });
+    const names = await withReconnect("downloading the result", () => downloadResult(client, jobId, out));
     process.stderr.write(`wrote ${names.length} file(s) to ${out}: ${names.join(", ")}\n`);
     return 0;
   } finally {
     client.close();
   }
 }
+
+/** Streams the result files into a temporary directory, then moves it into place (all or nothing). */
+async function downloadResult(client: CoordinatorClient, jobId: string, out: string): Promise<string[]> {
+  const names: string[] = [];
+  await writeOutputDir(out, [...SELECTION_FILES, "kernel", ...KERNEL_FILES], async (tmp) => {
+    const files = new Map<string, WriteStream>();
+    await new Promise<void>((resolve, reject) => {
+      const stream = (client.raw.getResult as (req: object, md: grpc.Metadata) => grpc.ClientReadableStream<ResultFileChunk>).call(client.raw, { jobId }, client.metadata());
+      const fail = (err: unknown) => {
+        stream.cancel();
+        reject(err);
+      };
+      stream.on("data", (chunk: ResultFileChunk) => {
+        const name = normalize(chunk.name);
+        if (name.startsWith("..") || name.startsWith("/")) return fail(new ProtocolError(`result file name ${chunk.name} escapes the output directory`));
+        let file = files.get(name);
+        if (!file) {
+          stream.pause();
+          void mkdir(dirname(join(tmp, name)), { recursive: true }).then(() => {
+            file = createWriteStream(join(tmp, name));
+            files.set(name, file);
+            names.push(name);
+            write(file, chunk);
+            stream.resume();
+          }, fail);
+          return;
+        }
+        write(file, chunk);
+      });
+      const write = (file: WriteStream, chunk: ResultFileChunk) => {
+        if (chunk.data.byteLength > 0 && !file.write(Buffer.from(chunk.data))) {
+          stream.pause();
+          file.once("drain", () => stream.resume());
+        }
+        if (chunk.last) file.end();
+      };
+      stream.on("error", fail);
+      stream.on("end", () => resolve());
+    });
+    for (const f of files.values()) {
+      if (!f.writableEnded) f.end();
+      await finished(f);
+    }
+  });
+  return names;
+}
+
+/**
+ * Follows a job to its end (or until `stop` says so) through coordinator restarts; returns the
+ * last status. `update` gets every status, `say` the reconnect notices.
+ */
+async function followJob(
+  client: CoordinatorClient,
+  jobId: string,
+  stop: (s: JobStatusMessage) => boolean,
+  update: (s: JobStatusMessage) => void,
+  say?: (line: string) => void,
+): Promise<JobStatusMessage> {
+  return withReconnect(
+    `following job ${jobId}`,
+    async (reconnected) => {
+      let first = true;
+      for await (const s of watchStream(client, jobId)) {
+        if (first && reconnected) (say ?? ((l: string) => void process.stderr.write(l + "\n")))(`delift: reconnected to the coordinator; job ${jobId} is ${s.state}`);
+        first = false;
+        update(s);
+        if (TERMINAL.has(s.state) || stop(s)) return s;
+      }
+      throw new StreamEndedEarly("the coordinator closed the stream before the job ended");
+    },
+    say ? { say } : {},
+  );
+}
+
+const TERMINAL = new Set(["done", "failed", "cancelled"]);
 
 async function* watchStream(client: CoordinatorClient, jobId: string): AsyncGenerator<JobStatusMessage> {
   const stream = (client.raw.watchJob as (req: object, md: grpc.Metadata) => grpc.ClientReadableStream<JobStatusMessage>).call(client.raw, { jobId }, client.metadata());

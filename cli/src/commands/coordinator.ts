@@ -1,25 +1,56 @@
 import { readFileSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { connect } from "@nats-io/transport-node";
-import { closeNats, CLUSTER_BUCKET, ConfigError, COORDINATOR_KEY, JOBS_BUCKET, MODELS_BUCKET, NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, NatsBlobStore, natsConnectionOptions, NatsKeyValue, NatsTileQueue, WORKER_TTL_MS, WORKERS_BUCKET } from "../../../common/src/mod.js";
-import { Coordinator, startGrpcServer, TileStore } from "../../../coordinator/src/mod.js";
-import { parseCommand, requireString } from "../args.js";
+import {
+  closeNats,
+  CLUSTER_BUCKET,
+  ConfigError,
+  COORDINATOR_KEY,
+  CoordinatorRecord,
+  createLogger,
+  errorFields,
+  JOBS_BUCKET,
+  MODELS_BUCKET,
+  NATS_FLAGS,
+  NATS_OPTIONS_HELP,
+  natsAccessFrom,
+  NatsBlobStore,
+  natsConnectionOptions,
+  NatsKeyValue,
+  NatsTileQueue,
+  parseLogFormat,
+  parseLogLevel,
+  WORKER_TTL_MS,
+  WORKERS_BUCKET,
+} from "../../../common/src/mod.js";
+import { acquireCoordinatorLease, Coordinator, dataDirIdentity, DEFAULT_CONFLICT_TOLERANCE, startGrpcServer, TileStore } from "../../../coordinator/src/mod.js";
+import { numberOption, parseCommand, requireString } from "../args.js";
 
 export const COORDINATOR_HELP = `delift coordinator --nats URL --grpc HOST:PORT --data-dir DIR [options]
 
 Runs the coordinator: accepts jobs (delift submit), publishes their tiles on NATS JetStream,
 receives results from workers over gRPC, stores them under DIR, runs the selection. Restart it with
 the same --data-dir and it resumes unfinished jobs, recomputing only tiles it had not stored.
+One coordinator runs per NATS cluster: it holds a lease in the cluster bucket; a second one
+refuses to start, or with --standby waits and takes over when the first stops renewing it.
 
   --grpc HOST:PORT       where the gRPC service listens (workers upload there; the CLI calls it)
   --advertise HOST:PORT  the address workers should dial (default: --grpc, with this host's name for 0.0.0.0)
-  --data-dir DIR         job specs, states, results and the tile store (DIR/tiles)
+  --data-dir DIR         job specs, states, stories, results and the tile store (DIR/tiles)
   --store DIR            a tile store elsewhere (shared by several data dirs, say)
-  --token T              bearer token every gRPC call must carry (DELIFT_TOKEN); published to workers
-                         through the cluster bucket, so NATS credentials are the root of trust
+  --token T              bearer token every gRPC call must carry (DELIFT_TOKEN); give workers the same
+  --publish-token        also publish the token in the cluster bucket, so workers need only NATS (then
+                         NATS credentials alone are enough to forge tiles: trusted clusters only)
   --grpc-tls-cert FILE / --grpc-tls-key FILE   serve gRPC over TLS
   --grpc-tls-ca FILE     CA that workers should trust (default: the certificate itself, for self-signed)
+  --standby              wait for the running coordinator's lease to expire, then take over
+  --lease-ttl S          seconds a coordinator lease lives without renewal (default 15)
+  --conflict-tolerance X largest difference between two results of one tile (float differences between
+                         devices) that still counts as the same: the stored values are kept and the
+                         difference logged; beyond it the job fails (default ${DEFAULT_CONFLICT_TOLERANCE})
+  --log-format F         pretty (default) | json;  --log-level L  debug | info (default) | warn | error
 ${NATS_OPTIONS_HELP}`;
 
 export async function coordinatorCommand(argv: string[]): Promise<number> {
@@ -30,9 +61,15 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     "data-dir": { type: "string" },
     store: { type: "string" },
     token: { type: "string" },
+    "publish-token": { type: "boolean" },
     "grpc-tls-cert": { type: "string" },
     "grpc-tls-key": { type: "string" },
     "grpc-tls-ca": { type: "string" },
+    standby: { type: "boolean" },
+    "lease-ttl": { type: "string" },
+    "conflict-tolerance": { type: "string" },
+    "log-format": { type: "string" },
+    "log-level": { type: "string" },
   });
   if (values.help) {
     process.stdout.write(COORDINATOR_HELP + "\n");
@@ -42,40 +79,63 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const dataDir = resolve(requireString(values["data-dir"], "data-dir", "coordinator"));
   const token = typeof values.token === "string" ? values.token : process.env.DELIFT_TOKEN || undefined;
   const access = natsAccessFrom(values);
-  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  const log = createLogger({ format: parseLogFormat(values["log-format"]), level: parseLogLevel(values["log-level"], "info") });
   const tls = { certFile: values["grpc-tls-cert"] as string | undefined, keyFile: values["grpc-tls-key"] as string | undefined };
   const caFile = (values["grpc-tls-ca"] as string | undefined) ?? tls.certFile;
   const caPem = caFile ? readFileSync(caFile, "utf8") : undefined;
+  const leaseTtlMs = Math.round((numberOption(values["lease-ttl"], "lease-ttl", 0.5, 3600) ?? 15) * 1000);
+  const conflictTolerance = numberOption(values["conflict-tolerance"], "conflict-tolerance", 0, 1) ?? DEFAULT_CONFLICT_TOLERANCE;
+  if (values["publish-token"] && !token) throw new ConfigError("--publish-token needs --token (or DELIFT_TOKEN)");
 
+  await mkdir(dataDir, { recursive: true });
+  const holder = await dataDirIdentity(dataDir);
   const nc = await connect(natsConnectionOptions({ ...access, name: `delift-coordinator@${hostname()}` }));
+  const clusterKv = await NatsKeyValue.open(nc, CLUSTER_BUCKET, undefined, access.replicas);
+  const stopping = new AbortController();
+  const onSignal = () => stopping.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  let lease;
+  try {
+    lease = await acquireCoordinatorLease({ kv: clusterKv, holder, address: grpcAddress, ttlMs: leaseTtlMs, standby: values.standby === true, log, signal: stopping.signal });
+  } catch (err) {
+    await closeNats(nc);
+    if (stopping.signal.aborted) return 0;
+    throw err;
+  }
   const jobsKv = await NatsKeyValue.open(nc, JOBS_BUCKET, undefined, access.replicas);
   const workersKv = await NatsKeyValue.open(nc, WORKERS_BUCKET, WORKER_TTL_MS, access.replicas);
-  const clusterKv = await NatsKeyValue.open(nc, CLUSTER_BUCKET, undefined, access.replicas);
   const queue = await NatsTileQueue.create(nc, access.replicas);
   const store = await TileStore.open(typeof values.store === "string" ? resolve(values.store) : join(dataDir, "tiles"));
-  const coordinator = await Coordinator.start({ queue, jobsKv, blobs: await NatsBlobStore.open(nc, MODELS_BUCKET, access.replicas), store, dataDir, log });
+  const coordinator = await Coordinator.start({ queue, jobsKv, blobs: await NatsBlobStore.open(nc, MODELS_BUCKET, access.replicas), store, dataDir, log, conflictTolerance });
   const server = await startGrpcServer({ coordinator, address: grpcAddress, token, tls, workersKv, log });
   const advertise = typeof values.advertise === "string" ? values.advertise : advertisedAddress(grpcAddress, server.port);
   const publishEndpoint = () =>
     clusterKv
-      .put(COORDINATOR_KEY, new TextEncoder().encode(JSON.stringify({ address: advertise, token: token ?? "", caPem: caPem ?? "", startedAt: Date.now(), pid: process.pid })))
-      .catch((err) => log(`publishing the coordinator endpoint: ${(err as Error).message}`));
+      .put(COORDINATOR_KEY, CoordinatorRecord.encode({ address: advertise, ...(values["publish-token"] && token ? { token } : {}), ...(caPem ? { caPem } : {}), startedAt: Date.now(), pid: process.pid, instance: lease.lease.instance }))
+      .catch((err) => log.warn({ ...errorFields(err) }, `publishing the coordinator endpoint failed: ${(err as Error).message}`));
   await publishEndpoint();
   const republish = setInterval(publishEndpoint, 15_000);
-  log(`coordinator ready: gRPC on port ${server.port} (workers dial ${advertise}), NATS ${access.servers.join(",")}, data in ${dataDir}`);
+  let exitCode = 0;
+  lease.onLost((by) => {
+    log.error({ by }, `another coordinator took the cluster lease (${by}): stopping at once`);
+    exitCode = 1;
+    stopping.abort();
+  });
+  log.info({ port: server.port, advertise, nats: access.servers.join(","), dataDir }, `coordinator ready: gRPC on port ${server.port} (workers dial ${advertise}), NATS ${access.servers.join(",")}, data in ${dataDir}`);
 
   await new Promise<void>((resolveStop) => {
-    const stop = () => resolveStop();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
+    if (stopping.signal.aborted) resolveStop();
+    stopping.signal.addEventListener("abort", () => resolveStop(), { once: true });
   });
-  log("coordinator stopping");
+  log.info("coordinator stopping");
   clearInterval(republish);
   await server.close();
   await coordinator.close();
   await queue.close();
+  if (exitCode === 0) await lease.release();
   await closeNats(nc);
-  return 0;
+  return exitCode;
 }
 
 function advertisedAddress(listen: string, port: number): string {

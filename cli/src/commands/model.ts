@@ -2,7 +2,9 @@ import { copyFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { type BundleManifest, ConfigError, exportManifest, externalDataFiles, ModelError, openBundle, readManifest, sha256File, writeOutputDir } from "../../../common/src/mod.js";
 import { inspectModel, loadOnnxCausalLm, prepareModelGraph } from "../../../worker/src/mod.js";
+import { holdAt } from "../../../coordinator/src/mod.js";
 import { intOption, parseCommand, requireString } from "../args.js";
+import { abortOnSignals } from "../setup/interrupt.js";
 
 export const MODEL_HELP = `delift model prepare --model DIR --out DIR [--eos-id N --max-length N] [--skip-check]
 
@@ -62,19 +64,27 @@ export async function modelCommand(argv: string[]): Promise<number> {
   const files = [...new Set([...named, ...external])].sort();
   const owned = [...new Set([...files, "manifest.json"].map((f) => f.split("/")[0]))];
 
-  await writeOutputDir(out, owned, async (tmp) => {
-    for (const f of files) {
-      await mkdir(dirname(join(tmp, f)), { recursive: true });
-      if (f === modelFile) await writeFile(join(tmp, f), prepared);
-      else await copyFile(join(src, f), join(tmp, f));
-    }
-    const sha256: Record<string, string> = {};
-    for (const f of files) sha256[f] = await sha256File(join(tmp, f));
-    const { sha256: _old, prepared: _was, ...rest } = manifest;
-    const next: BundleManifest = { ...rest, prepared: true, sha256, ...(Object.keys(sources).length > 0 ? { derivedFrom: sources } : {}) };
-    await writeFile(join(tmp, "manifest.json"), JSON.stringify(next, null, 1) + "\n");
-    if (values["skip-check"] !== true) await checkPrepared(tmp);
-  });
+  // Ctrl-C stops the writing (nothing reaches --out); DELIFT_HOLD_AT=writing holds here, a test hook.
+  const interrupt = abortOnSignals();
+  try {
+    await writeOutputDir(out, owned, async (tmp) => {
+      for (const f of files) {
+        await mkdir(dirname(join(tmp, f)), { recursive: true });
+        if (f === modelFile) await writeFile(join(tmp, f), prepared);
+        else await copyFile(join(src, f), join(tmp, f));
+      }
+      const sha256: Record<string, string> = {};
+      for (const f of files) sha256[f] = await sha256File(join(tmp, f));
+      const { sha256: _old, prepared: _was, ...rest } = manifest;
+      const next: BundleManifest = { ...rest, prepared: true, sha256, ...(Object.keys(sources).length > 0 ? { derivedFrom: sources } : {}) };
+      await writeFile(join(tmp, "manifest.json"), JSON.stringify(next, null, 1) + "\n");
+      if (values["skip-check"] !== true) await checkPrepared(tmp);
+      await holdAt("writing", "model prepare", interrupt.signal);
+      interrupt.signal.throwIfAborted();
+    });
+  } finally {
+    interrupt.dispose();
+  }
 
   const total = (await Promise.all(files.map((f) => stat(join(out, f)).then((s) => s.size)))).reduce((a, b) => a + b, 0);
   const steps = [

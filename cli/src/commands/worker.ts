@@ -1,37 +1,71 @@
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { connect } from "@nats-io/transport-node";
-import { checkDevice, closeNats, CLUSTER_BUCKET, JOBS_BUCKET, MODELS_BUCKET, NATS_FLAGS, NATS_OPTIONS_HELP, natsAccessFrom, NatsBlobStore, natsConnectionOptions, NatsKeyValue, NatsTileSource, WORKER_TTL_MS, WORKERS_BUCKET } from "../../../common/src/mod.js";
+import { AuthorizationError, connect, type NatsConnection, PermissionViolationError, UserAuthenticationExpiredError } from "@nats-io/transport-node";
+import {
+  checkDevice,
+  closeNats,
+  CLUSTER_BUCKET,
+  ConfigError,
+  createLogger,
+  type Logger,
+  JOBS_BUCKET,
+  MODELS_BUCKET,
+  NATS_FLAGS,
+  NATS_OPTIONS_HELP,
+  natsAccessFrom,
+  NatsBlobStore,
+  natsConnectionOptions,
+  NatsKeyValue,
+  NatsTileSource,
+  parseLogFormat,
+  parseLogLevel,
+  WORKER_TTL_MS,
+  WORKERS_BUCKET,
+} from "../../../common/src/mod.js";
 import { defaultModelCacheDir, GrpcResultSender, ModelCache, WorkerLoop } from "../../../worker/src/mod.js";
 import { choiceOption, intOption, parseCommand } from "../args.js";
 
-export const WORKER_HELP = `delift worker --nats URL [options]
+export const WORKER_HELP = `delift worker --nats URL --token T [options]
 
-Runs a worker: pulls tiles of running jobs from NATS JetStream, computes them with onnxruntime,
-streams the results to the coordinator over gRPC. It needs only NATS: the model bundle comes from
-the NATS object store (cached locally) and the coordinator's address from the cluster bucket.
+Runs a worker: pulls tiles of running jobs from NATS JetStream, checks each message's
+authentication code, computes them with onnxruntime, streams the results to the coordinator over
+gRPC. The model bundle comes from the NATS object store (cached locally), the coordinator's address
+from the cluster bucket; the job keys that authenticate tiles only over gRPC, with the token.
 Start and stop workers at any time; a job keeps going. SIGTERM finishes (or hands back) the
-current tile and leaves; a killed worker's tile is redelivered after the job's ack wait.
+current tile and leaves; a killed worker's tile is redelivered after the job's ack wait. A worker
+that fails on its own (model fetch, provider, memory, a refused token) hands its tile back without
+using a delivery, backs off, and after 3 such failures in a row exits with status 1.
 
+  --token T              the coordinator's bearer token (DELIFT_TOKEN; not needed if the coordinator
+                         runs with --publish-token)
+  --coordinator-ca FILE  trust this CA for the coordinator's gRPC TLS instead of the published one
   --device cpu|cuda      onnxruntime execution provider (default cpu)
   --concurrency N        tiles computed at once (default 1)
   --threads N            onnxruntime intra-op threads (default: all cores)
   --cache-dir DIR        model bundle cache (default ~/.cache/delift/models)
+  --max-models N         model sessions kept loaded at once (default 2; idle ones are unloaded after 10 min)
   --drain-timeout S      on SIGTERM, seconds a running tile may still take (default 60)
   --id NAME              worker id (default HOST-PID-RANDOM)
-  --verbose              log every tile started and stored
+  --verbose              log every tile started and stored (--log-level debug)
+  --log-format F         pretty (default) | json;  --log-level L  debug | info (default) | warn | error
 ${NATS_OPTIONS_HELP}`;
 
 export async function workerCommand(argv: string[]): Promise<number> {
   const { values } = parseCommand("worker", argv, {
     ...NATS_FLAGS,
+    token: { type: "string" },
+    "coordinator-ca": { type: "string" },
     device: { type: "string" },
     concurrency: { type: "string" },
     threads: { type: "string" },
     "cache-dir": { type: "string" },
+    "max-models": { type: "string" },
     "drain-timeout": { type: "string" },
     id: { type: "string" },
     verbose: { type: "boolean" },
+    "log-format": { type: "string" },
+    "log-level": { type: "string" },
   });
   if (values.help) {
     process.stdout.write(WORKER_HELP + "\n");
@@ -42,30 +76,81 @@ export async function workerCommand(argv: string[]): Promise<number> {
   checkDevice(device); // a missing CUDA provider is said at start, not after the first tile
   const concurrency = intOption(values.concurrency, "concurrency", 1, 64) ?? 1;
   const threads = intOption(values.threads, "threads", 1, 1024);
+  const maxModels = intOption(values["max-models"], "max-models", 1, 64);
   const drainMs = (intOption(values["drain-timeout"], "drain-timeout", 0, 86_400) ?? 60) * 1000;
   const workerId = typeof values.id === "string" ? values.id : `${hostname()}-${process.pid}-${randomBytes(2).toString("hex")}`;
-  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} [${workerId}] ${line}\n`);
+  if (!/^[A-Za-z0-9_.@:-]{1,200}$/.test(workerId)) throw new ConfigError(`--id ${workerId}: use letters, digits and _.@:- only`);
+  const token = typeof values.token === "string" ? values.token : process.env.DELIFT_TOKEN || undefined;
+  let caPem: Buffer | undefined;
+  if (typeof values["coordinator-ca"] === "string") {
+    try {
+      caPem = readFileSync(values["coordinator-ca"]);
+    } catch (err) {
+      throw new ConfigError(`cannot read --coordinator-ca ${values["coordinator-ca"]}: ${(err as Error).message}`);
+    }
+  }
+  const log = createLogger({ format: parseLogFormat(values["log-format"]), level: parseLogLevel(values["log-level"], values.verbose === true ? "debug" : "info"), base: { worker: workerId } });
 
   const nc = await connect(natsConnectionOptions({ ...access, name: `delift-worker ${workerId}` }));
-  const jobsKv = await NatsKeyValue.open(nc, JOBS_BUCKET, undefined, access.replicas);
-  const workersKv = await NatsKeyValue.open(nc, WORKERS_BUCKET, WORKER_TTL_MS, access.replicas);
-  const clusterKv = await NatsKeyValue.open(nc, CLUSTER_BUCKET, undefined, access.replicas);
-  const blobs = await NatsBlobStore.open(nc, MODELS_BUCKET, access.replicas);
-  const sender = new GrpcResultSender(clusterKv, workerId);
-  const models = new ModelCache(blobs, typeof values["cache-dir"] === "string" ? values["cache-dir"] : defaultModelCacheDir(), { device, threads });
-  const loop = new WorkerLoop({ workerId, source: NatsTileSource.create(nc), jobsKv, workersKv, models, sender, concurrency, device, log, drainMs, verbose: values.verbose === true });
+  const { jobsKv, workersKv, clusterKv, blobs } = await bindBuckets(nc, log, access.replicas ?? 1);
+  const sender = new GrpcResultSender(clusterKv, workerId, { token, caPem });
+  const models = new ModelCache(blobs, typeof values["cache-dir"] === "string" ? values["cache-dir"] : defaultModelCacheDir(), { device, threads }, { maxModels });
+  const loop = new WorkerLoop({ workerId, source: NatsTileSource.create(nc), jobsKv, workersKv, models, sender, concurrency, device, log, drainMs });
   loop.start();
-  log(`worker ready (${device}, concurrency ${concurrency}), NATS ${access.servers.join(",")}`);
+  log.info({ device, concurrency, nats: access.servers.join(",") }, `worker ready (${device}, concurrency ${concurrency}), NATS ${access.servers.join(",")}`);
 
   await new Promise<void>((resolve) => {
     process.once("SIGINT", () => resolve());
     process.once("SIGTERM", () => resolve());
+    loop.onRetire(() => resolve());
   });
-  log("stopping: finishing or handing back the current tile");
+  if (!loop.retired) log.info("stopping: finishing or handing back the current tile");
   await loop.stop();
   await sender.close();
   await models.dispose();
   await closeNats(nc);
-  log(`stopped after ${loop.stats.tilesDone} tiles`);
+  log.info({ tiles: loop.stats.tilesDone }, `stopped after ${loop.stats.tilesDone} tiles`);
+  if (loop.retired) {
+    process.stderr.write(`delift: ${loop.retired.message}\n`);
+    return 1;
+  }
   return 0;
+}
+
+/**
+ * The cluster's buckets: opened (created if need be, with --nats-replicas) like the coordinator
+ * does; with a worker's least NATS permissions, which forbid creating streams, bound to the ones the
+ * coordinator made instead, waiting for them if the worker started first.
+ */
+async function bindBuckets(nc: NatsConnection, log: Logger, replicas: number): Promise<{ jobsKv: NatsKeyValue; workersKv: NatsKeyValue; clusterKv: NatsKeyValue; blobs: NatsBlobStore }> {
+  try {
+    return {
+      jobsKv: await NatsKeyValue.open(nc, JOBS_BUCKET, undefined, replicas),
+      workersKv: await NatsKeyValue.open(nc, WORKERS_BUCKET, WORKER_TTL_MS, replicas),
+      clusterKv: await NatsKeyValue.open(nc, CLUSTER_BUCKET, undefined, replicas),
+      blobs: await NatsBlobStore.open(nc, MODELS_BUCKET, replicas),
+    };
+  } catch (err) {
+    if (!(err instanceof PermissionViolationError)) throw err;
+  }
+  let said = false;
+  for (;;) {
+    try {
+      return {
+        jobsKv: await NatsKeyValue.bind(nc, JOBS_BUCKET),
+        workersKv: await NatsKeyValue.bind(nc, WORKERS_BUCKET),
+        clusterKv: await NatsKeyValue.bind(nc, CLUSTER_BUCKET),
+        blobs: await NatsBlobStore.bind(nc, MODELS_BUCKET),
+      };
+    } catch (err) {
+      if (isAuthError(err)) throw err;
+      if (!said) log.info({ error: (err as Error).message }, `waiting for the coordinator to create its NATS buckets (${(err as Error).message})`);
+      said = true;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+function isAuthError(err: unknown): boolean {
+  return err instanceof AuthorizationError || err instanceof PermissionViolationError || err instanceof UserAuthenticationExpiredError;
 }

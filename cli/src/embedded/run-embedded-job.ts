@@ -1,9 +1,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Device, type JobStatusMessage, LocalBlobStore, MemoryKeyValue, MemoryTileQueue } from "../../../common/src/mod.js";
-import { Coordinator, type JobSpec, type JobState, TERMINAL_JOB_STATES, TileStore, type PlannedJob } from "../../../coordinator/src/mod.js";
-import { ModelCache, WorkerLoop } from "../../../worker/src/mod.js";
+import { type Device, type JobStatusMessage, LocalBlobStore, type Logger, MemoryKeyValue, MemoryTileQueue, silentLogger } from "../../../common/src/mod.js";
+import { Coordinator, type JobSpec, type JobState, type PlanDescription, type StoryEntry, TERMINAL_JOB_STATES, TileStore } from "../../../coordinator/src/mod.js";
+import { ModelCache, type ResultSender, WorkerLoop } from "../../../worker/src/mod.js";
 import { DirectResultSender } from "./direct-sender.js";
 
 export type EmbeddedOptions = {
@@ -16,23 +16,31 @@ export type EmbeddedOptions = {
   concurrency?: number;
   signal?: AbortSignal;
   onStatus?: (status: JobStatusMessage) => void;
-  /** The job's loaded inputs and tiles, before any scoring (for the data summary). */
-  onPlanned?: (planned: PlannedJob) => void;
-  log?: (line: string) => void;
+  /** The job's data summary, before any scoring. */
+  onPlanned?: (description: PlanDescription) => void;
+  log?: Logger;
+  conflictTolerance?: number;
+  /** Every story entry of the job, as it happens (tests). */
+  onStory?: (entry: StoryEntry) => void;
+  /** Wraps the in-process result path (tests: a sender that loses messages). */
+  wrapSender?: (sender: ResultSender) => ResultSender;
+  /** Keep the coordinator's data (job state, story) here instead of a temporary directory. */
+  dataDir?: string;
 };
 
-export type EmbeddedOutcome = { status: JobStatusMessage; summary: string | null };
+export type EmbeddedOutcome = { status: JobStatusMessage; summary: string | null; jobId: string };
 
 /**
  * The embedded default (DESIGN.md §5): the coordinator and a worker in one process, over the
  * in-memory bus and a direct result path: the same code a cluster runs, without NATS or gRPC.
+ * A conflict, a cancel (the signal) and a worker that retires end the job exactly as in a cluster.
  */
 export async function runEmbeddedJob(spec: JobSpec, o: EmbeddedOptions): Promise<EmbeddedOutcome> {
-  const dataDir = await mkdtemp(join(tmpdir(), "delift-embedded-"));
+  const dataDir = o.dataDir ?? (await mkdtemp(join(tmpdir(), "delift-embedded-")));
   const queue = new MemoryTileQueue();
   const jobsKv = new MemoryKeyValue();
   const blobs = new LocalBlobStore();
-  const log = o.log ?? (() => undefined);
+  const log = o.log ?? silentLogger();
   const coordinator = await Coordinator.start({
     queue,
     jobsKv,
@@ -41,16 +49,19 @@ export async function runEmbeddedJob(spec: JobSpec, o: EmbeddedOptions): Promise
     dataDir,
     log,
     resultDirFor: () => o.out,
-    onPlanned: (_jobId, planned) => o.onPlanned?.(planned),
+    onPlanned: (_jobId, description) => o.onPlanned?.(description),
+    conflictTolerance: o.conflictTolerance,
   });
+  const unsubscribe = o.onStory ? coordinator.onStory(o.onStory) : () => undefined;
   const models = new ModelCache(blobs, join(dataDir, "models"), { device: o.device, threads: o.threads });
+  const direct = new DirectResultSender(coordinator, "embedded");
   const worker = new WorkerLoop({
     workerId: "embedded",
     source: queue,
     jobsKv,
     workersKv: null,
     models,
-    sender: new DirectResultSender(coordinator, "embedded"),
+    sender: o.wrapSender ? o.wrapSender(direct) : direct,
     concurrency: o.concurrency ?? 1,
     device: o.device,
     log,
@@ -60,9 +71,12 @@ export async function runEmbeddedJob(spec: JobSpec, o: EmbeddedOptions): Promise
   worker.start();
   try {
     const jobId = await coordinator.submit(spec);
+    // The only worker retiring leaves nobody to compute the job: it fails, with the worker's reason.
+    worker.onRetire((err) => coordinator.fail(jobId, err.message));
     const status = await new Promise<JobStatusMessage>((resolve) => {
-      const onAbort = () => coordinator.cancel(jobId);
-      o.signal?.addEventListener("abort", onAbort, { once: true });
+      const onAbort = () => coordinator.cancel(jobId, "interrupted");
+      if (o.signal?.aborted) onAbort();
+      else o.signal?.addEventListener("abort", onAbort, { once: true });
       const stop = coordinator.watch(jobId, (s) => {
         o.onStatus?.(s);
         if (TERMINAL_JOB_STATES.has(s.state as JobState)) {
@@ -72,12 +86,14 @@ export async function runEmbeddedJob(spec: JobSpec, o: EmbeddedOptions): Promise
         }
       });
     });
-    return { status, summary: coordinator.result(jobId).summary };
+    await coordinator.whenSettled(jobId);
+    return { status, summary: coordinator.result(jobId).summary, jobId };
   } finally {
+    unsubscribe();
     await worker.stop();
     await models.dispose();
     await coordinator.close();
     await queue.close();
-    await rm(dataDir, { recursive: true, force: true });
+    if (!o.dataDir) await rm(dataDir, { recursive: true, force: true });
   }
 }

@@ -45,6 +45,12 @@ export class JobWatchView {
     }
   }
 
+  /** A line about the connection (lost, reconnected), above the bars or between the plain lines. */
+  notice(line: string): void {
+    if (this.plain || !this.multi) process.stderr.write(line + "\n");
+    else this.multi.log(line + "\n");
+  }
+
   stop(): void {
     this.multi?.stop();
   }

@@ -1,4 +1,4 @@
-import { checkDevice, type Device } from "../../../common/src/mod.js";
+import { checkDevice, type Device, type LogFormat, parseLogFormat } from "../../../common/src/mod.js";
 import { choiceOption, intOption, type OptionSpec } from "../args.js";
 import { defaultStoreDir } from "./default-store.js";
 
@@ -11,6 +11,7 @@ export const EMBEDDED_OPTIONS: OptionSpec = {
   concurrency: { type: "string" },
   quiet: { type: "boolean" },
   verbose: { type: "boolean" },
+  "log-format": { type: "string" },
 };
 
 export const EMBEDDED_HELP = `Runtime (the embedded default: coordinator and worker in this process, no NATS server):
@@ -21,9 +22,10 @@ export const EMBEDDED_HELP = `Runtime (the embedded default: coordinator and wor
   --device cpu|cuda      onnxruntime execution provider (default cpu)
   --threads N            onnxruntime intra-op threads (default: all cores)
   --concurrency N        tiles computed at once (default 1)
-  --quiet                no progress bar; --verbose logs every job and tile event`;
+  --quiet                no progress bar; --verbose logs every job and tile event
+  --log-format F         pretty (default) | json: one JSON object per log line (warnings, --verbose events)`;
 
-export type EmbeddedFlags = { storeDir: string; device: Device; threads?: number; concurrency: number; quiet: boolean; verbose: boolean };
+export type EmbeddedFlags = { storeDir: string; device: Device; threads?: number; concurrency: number; quiet: boolean; verbose: boolean; logFormat: LogFormat };
 
 export function embeddedFlags(values: Record<string, string | boolean | undefined>): EmbeddedFlags {
   const device = choiceOption(values.device, "device", ["cpu", "cuda"] as const) ?? "cpu";
@@ -35,5 +37,6 @@ export function embeddedFlags(values: Record<string, string | boolean | undefine
     concurrency: intOption(values.concurrency, "concurrency", 1, 64) ?? 1,
     quiet: values.quiet === true,
     verbose: values.verbose === true,
+    logFormat: parseLogFormat(values["log-format"]),
   };
 }

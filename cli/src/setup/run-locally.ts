@@ -1,5 +1,5 @@
-import { assertReplaceable, formatProblem, formatSummary, KERNEL_FILES, summarizeCorpus } from "../../../common/src/mod.js";
-import { type JobSpec, type PlannedJob, SELECTION_FILES } from "../../../coordinator/src/mod.js";
+import { assertReplaceable, createLogger, KERNEL_FILES } from "../../../common/src/mod.js";
+import { type JobSpec, type PlanDescription, SELECTION_FILES } from "../../../coordinator/src/mod.js";
 import { runEmbeddedJob } from "../embedded/run-embedded-job.js";
 import { KernelProgress } from "../progress/kernel-progress.js";
 import type { EmbeddedFlags } from "./embedded-flags.js";
@@ -24,8 +24,8 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
       threads: flags.threads,
       concurrency: flags.concurrency,
       signal: interrupt.signal,
-      log: flags.verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
-      onPlanned: (planned) => printSummary(spec, planned),
+      log: createLogger({ format: flags.logFormat, level: flags.verbose ? "debug" : "warn" }),
+      onPlanned: (description) => printSummary(description),
       onStatus: (s) => {
         if (s.state === "scoring" && !started) {
           started = true;
@@ -54,11 +54,7 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
   }
 }
 
-function printSummary(spec: JobSpec, planned: PlannedJob): void {
-  const { sets, skipped, inputs } = planned;
-  for (const s of skipped) process.stderr.write(`skipped ${formatProblem(s)}\n`);
-  const corpus = { file: spec.data, samples: [...sets.candidates, ...sets.other], tokens: sets.tokens, skipped };
-  const dense = spec.selection.kernelType === "utility" && !spec.scoring.candidates;
-  const pairs = !dense ? null : spec.selection.stage === "task" ? { examples: sets.v, targets: sets.o } : { examples: sets.v, targets: sets.v };
-  process.stderr.write(formatSummary(summarizeCorpus(corpus, inputs.prompts, pairs)) + "\n");
+function printSummary(description: PlanDescription): void {
+  for (const s of description.skipped) process.stderr.write(`skipped ${s}\n`);
+  process.stderr.write(description.summary + "\n");
 }

@@ -1,28 +1,30 @@
 import { copyFile } from "node:fs/promises";
-import type { BlobStore, KeyValueBucket, QueueSettings, TileDelivery, TileQueue, TileSource } from "./types.js";
+import { KvRevisionError } from "./errors.js";
+import type { BlobStore, KeyValueBucket, QueueObservation, QueueSettings, StoredTileMessage, TileDelivery, TileQueue, TileSource } from "./types.js";
 
-type Entry = { tileId: string; data: Uint8Array; deliveries: number; availableAt: number; leasedUntil: number | null; done: boolean };
+type Entry = { tileId: string; mac: string; data: Uint8Array; deliveries: number; availableAt: number; leasedUntil: number | null; done: boolean; dead: boolean };
 type JobQueue = { settings: QueueSettings; entries: Entry[] };
 
 /**
  * An in-process work queue with the semantics the workers rely on from JetStream: explicit ack,
  * working() to extend the lease, redelivery when a lease runs out or on nak, a delivery limit
- * (reported like JetStream's max-deliveries advisory), term.
+ * (reported like JetStream's max-deliveries advisory; the message then stays in the queue,
+ * undeliverable, as it does in a JetStream work-queue stream), term.
  */
 export class MemoryTileQueue implements TileQueue, TileSource {
   private readonly queues = new Map<string, JobQueue>();
   private readonly waiters = new Set<() => void>();
-  private readonly maxHandlers: ((jobId: string, tileId: string) => void)[] = [];
+  private readonly maxHandlers: ((message: StoredTileMessage) => void)[] = [];
   private closed = false;
 
   async open(jobId: string, settings: QueueSettings): Promise<void> {
     if (!this.queues.has(jobId)) this.queues.set(jobId, { settings, entries: [] });
   }
 
-  async publish(jobId: string, tileId: string, data: Uint8Array): Promise<void> {
+  async publish(jobId: string, tileId: string, data: Uint8Array, mac: string): Promise<void> {
     const q = this.queues.get(jobId);
     if (!q) throw new Error(`no queue for job ${jobId}`);
-    q.entries.push({ tileId, data, deliveries: 0, availableAt: 0, leasedUntil: null, done: false });
+    q.entries.push({ tileId, mac, data, deliveries: 0, availableAt: 0, leasedUntil: null, done: false, dead: false });
     this.wake();
   }
 
@@ -36,8 +38,32 @@ export class MemoryTileQueue implements TileQueue, TileSource {
     this.wake();
   }
 
-  onMaxDeliveries(handler: (jobId: string, tileId: string) => void): void {
+  async inspect(jobId: string): Promise<QueueObservation> {
+    const q = this.queues.get(jobId);
+    if (!q) return { exists: false, messages: 0, pending: 0, ackPending: 0, redelivered: 0, tileIds: [] };
+    const now = Date.now();
+    const live = q.entries.filter((e) => !e.done);
+    return {
+      exists: true,
+      messages: live.length,
+      pending: live.filter((e) => e.deliveries === 0).length,
+      ackPending: live.filter((e) => e.leasedUntil !== null && e.leasedUntil > now).length,
+      redelivered: live.filter((e) => e.deliveries > 1).length,
+      tileIds: live.map((e) => e.tileId),
+    };
+  }
+
+  onMaxDeliveries(handler: (message: StoredTileMessage) => void): void {
     this.maxHandlers.push(handler);
+  }
+
+  /** How many messages the job's queue holds (tests). */
+  size(jobId: string): number {
+    return this.queues.get(jobId)?.entries.filter((e) => !e.done).length ?? 0;
+  }
+
+  has(jobId: string): boolean {
+    return this.queues.has(jobId);
   }
 
   async next(jobId: string, timeoutMs: number): Promise<TileDelivery | null> {
@@ -70,12 +96,12 @@ export class MemoryTileQueue implements TileQueue, TileSource {
     if (!q) return null;
     const now = Date.now();
     for (const e of q.entries) {
-      if (e.done) continue;
+      if (e.done || e.dead) continue;
       if (e.leasedUntil !== null && e.leasedUntil > now) continue;
       if (e.availableAt > now) continue;
       if (e.deliveries >= q.settings.maxDeliver) {
-        e.done = true;
-        for (const h of this.maxHandlers) h(jobId, e.tileId);
+        e.dead = true;
+        for (const h of this.maxHandlers) h({ jobId, tileId: e.tileId, mac: e.mac, data: e.data });
         continue;
       }
       e.deliveries++;
@@ -91,6 +117,8 @@ export class MemoryTileQueue implements TileQueue, TileSource {
     const mine = () => !e.done && e.deliveries === count;
     return {
       data: e.data,
+      tileId: e.tileId,
+      mac: e.mac,
       deliveryCount: count,
       working: () => {
         if (mine()) e.leasedUntil = Date.now() + q.settings.ackWaitMs;
@@ -116,18 +144,35 @@ export class MemoryTileQueue implements TileQueue, TileSource {
 }
 
 export class MemoryKeyValue implements KeyValueBucket {
-  private readonly data = new Map<string, Uint8Array>();
+  private readonly data = new Map<string, { value: Uint8Array; revision: number }>();
+  private revision = 0;
+
   async get(key: string): Promise<Uint8Array | null> {
-    return this.data.get(key) ?? null;
+    return this.data.get(key)?.value ?? null;
   }
   async put(key: string, value: Uint8Array): Promise<void> {
-    this.data.set(key, value);
+    this.data.set(key, { value, revision: ++this.revision });
   }
   async delete(key: string): Promise<void> {
     this.data.delete(key);
   }
   async keys(prefix = ""): Promise<string[]> {
     return [...this.data.keys()].filter((k) => k.startsWith(prefix));
+  }
+  async entry(key: string): Promise<{ value: Uint8Array; revision: number } | null> {
+    const e = this.data.get(key);
+    return e ? { ...e } : null;
+  }
+  async create(key: string, value: Uint8Array): Promise<number> {
+    if (this.data.has(key)) throw new KvRevisionError(`key ${key} exists`);
+    await this.put(key, value);
+    return this.revision;
+  }
+  async update(key: string, value: Uint8Array, revision: number): Promise<number> {
+    const e = this.data.get(key);
+    if (!e || e.revision !== revision) throw new KvRevisionError(`key ${key} is at revision ${e?.revision ?? "none"}, not ${revision}`);
+    await this.put(key, value);
+    return this.revision;
   }
 }
 

@@ -19,10 +19,14 @@ import {
 import { Kvm, type KV } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import { ConfigError } from "../errors.js";
-import type { BlobStore, KeyValueBucket, QueueSettings, TileDelivery, TileQueue, TileSource } from "./types.js";
+import { KvRevisionError } from "./errors.js";
+import type { BlobStore, KeyValueBucket, QueueObservation, QueueSettings, StoredTileMessage, TileDelivery, TileQueue, TileSource } from "./types.js";
 
 const CONSUMER = "workers";
 const TILE_HEADER = "Delift-Tile";
+const MAC_HEADER = "Delift-Mac";
+/** Reconcile lists the tile ids of a job's stream up to this many messages. */
+const MAX_LISTED = 4096;
 
 export function tileStreamName(jobId: string): string {
   return `DELIFT_TILES_${jobId}`;
@@ -41,7 +45,8 @@ export class NatsTileQueue implements TileQueue {
    * tiles it had published before, and those must not be dropped.
    */
   private readonly session = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-  private readonly handlers: ((jobId: string, tileId: string) => void)[] = [];
+  private published = 0;
+  private readonly handlers: ((message: StoredTileMessage) => void)[] = [];
 
   private constructor(private readonly nc: NatsConnection, private readonly js: JetStreamClient, private readonly jsm: JetStreamManager, private readonly replicas: number) {}
 
@@ -73,10 +78,45 @@ export class NatsTileQueue implements TileQueue {
     }
   }
 
-  async publish(jobId: string, tileId: string, data: Uint8Array): Promise<void> {
+  async publish(jobId: string, tileId: string, data: Uint8Array, mac: string): Promise<void> {
     const h = natsHeaders();
     h.set(TILE_HEADER, tileId);
-    await this.js.publish(tileSubject(jobId), data, { msgID: `${jobId}.${tileId}.${this.session}`, headers: h });
+    h.set(MAC_HEADER, mac);
+    // The id guards against a publish retried after a lost ack; a republished tile (lost, or handed
+    // back by a sick worker) is a new message and gets a new id.
+    await this.js.publish(tileSubject(jobId), data, { msgID: `${jobId}.${tileId}.${this.session}.${++this.published}`, headers: h });
+  }
+
+  async inspect(jobId: string): Promise<QueueObservation> {
+    const name = tileStreamName(jobId);
+    const info = await this.jsm.streams.info(name).catch((err: unknown) => {
+      if (isNotFound(err)) return null;
+      throw err;
+    });
+    if (!info) return { exists: false, messages: 0, pending: 0, ackPending: 0, redelivered: 0, tileIds: [] };
+    const consumer = await this.jsm.consumers.info(name, CONSUMER).catch(() => null);
+    const state = info.state;
+    let tileIds: string[] | null = null;
+    if (state.messages <= MAX_LISTED) {
+      tileIds = [];
+      let seq = state.first_seq;
+      for (let k = 0; k < state.messages && seq <= state.last_seq; k++) {
+        // Next message on the subject at or after seq: skips the gaps acked messages leave.
+        const m = await this.jsm.streams.getMessage(name, { seq, next_by_subj: tileSubject(jobId) } as unknown as { seq: number }).catch(() => null);
+        if (!m) break;
+        const id = m.header?.get(TILE_HEADER);
+        if (id) tileIds.push(id);
+        seq = m.seq + 1;
+      }
+    }
+    return {
+      exists: true,
+      messages: state.messages,
+      pending: consumer?.num_pending ?? 0,
+      ackPending: consumer?.num_ack_pending ?? 0,
+      redelivered: consumer?.num_redelivered ?? 0,
+      tileIds,
+    };
   }
 
   async purge(jobId: string): Promise<void> {
@@ -84,10 +124,12 @@ export class NatsTileQueue implements TileQueue {
   }
 
   async release(jobId: string): Promise<void> {
-    await this.jsm.streams.delete(tileStreamName(jobId)).catch(() => undefined);
+    await this.jsm.streams.delete(tileStreamName(jobId)).catch((err: unknown) => {
+      if (!isNotFound(err)) throw err;
+    });
   }
 
-  onMaxDeliveries(handler: (jobId: string, tileId: string) => void): void {
+  onMaxDeliveries(handler: (message: StoredTileMessage) => void): void {
     this.handlers.push(handler);
     if (this.sub) return;
     this.sub = this.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.*.${CONSUMER}`, {
@@ -104,7 +146,9 @@ export class NatsTileQueue implements TileQueue {
     const jobId = event.stream.slice("DELIFT_TILES_".length);
     const stored = await this.jsm.streams.getMessage(event.stream, { seq: event.stream_seq });
     const tileId = stored?.header?.get(TILE_HEADER);
-    if (tileId) for (const h of this.handlers) h(jobId, tileId);
+    if (!stored || !tileId) return;
+    const message = { jobId, tileId, mac: stored.header?.get(MAC_HEADER) || null, data: stored.data };
+    for (const h of this.handlers) h(message);
   }
 
   async close(): Promise<void> {
@@ -131,13 +175,16 @@ export class NatsTileSource implements TileSource {
       if (!msg) return null;
       return {
         data: msg.data,
+        tileId: msg.headers?.get(TILE_HEADER) || null,
+        mac: msg.headers?.get(MAC_HEADER) || null,
         deliveryCount: msg.info.deliveryCount,
         working: () => msg.working(),
         ack: async () => {
           await msg.ackAck();
         },
         nak: (delayMs) => msg.nak(delayMs),
-        term: (reason) => msg.term(reason),
+        // No reason: nats-server 2.9.10 redelivers a message terminated with one.
+        term: () => msg.term(),
       };
     } catch (err) {
       // The job's stream is gone (job ended) or NATS is restarting: forget the handle, let the caller retry.
@@ -165,6 +212,16 @@ export class NatsKeyValue implements KeyValueBucket {
     return new NatsKeyValue(kv);
   }
 
+  /**
+   * Binds to a bucket the coordinator created, without the right to create or change buckets (a
+   * worker's NATS permissions); rejects while it does not exist yet.
+   */
+  static async bind(nc: NatsConnection, bucket: string): Promise<NatsKeyValue> {
+    const kv = await new Kvm(nc).open(bucket);
+    await kv.status();
+    return new NatsKeyValue(kv);
+  }
+
   async get(key: string): Promise<Uint8Array | null> {
     const e = await this.kv.get(key);
     return e && e.operation === "PUT" ? e.value : null;
@@ -184,6 +241,40 @@ export class NatsKeyValue implements KeyValueBucket {
     for await (const k of await this.kv.keys(prefix ? `${prefix}>` : ">")) out.add(k);
     return [...out];
   }
+
+  async entry(key: string): Promise<{ value: Uint8Array; revision: number } | null> {
+    const e = await this.kv.get(key);
+    return e && e.operation === "PUT" ? { value: e.value, revision: e.revision } : null;
+  }
+
+  async create(key: string, value: Uint8Array): Promise<number> {
+    try {
+      return await this.kv.create(key, value);
+    } catch (err) {
+      if (isWrongSequence(err)) throw new KvRevisionError(`key ${key} exists`, { cause: err });
+      throw err;
+    }
+  }
+
+  async update(key: string, value: Uint8Array, revision: number): Promise<number> {
+    try {
+      return await this.kv.update(key, value, revision);
+    } catch (err) {
+      if (isWrongSequence(err)) throw new KvRevisionError(`key ${key} is no longer at revision ${revision}`, { cause: err });
+      throw err;
+    }
+  }
+}
+
+/** JetStream's "wrong last sequence" (error code 10071): a conditional write lost its race. */
+function isWrongSequence(err: unknown): boolean {
+  const e = err as { api_error?: { err_code?: number }; code?: number | string; message?: string };
+  return e?.api_error?.err_code === 10071 || /wrong last sequence|key exists/i.test(String(e?.message ?? ""));
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { api_error?: { err_code?: number }; message?: string };
+  return e?.api_error?.err_code === 10059 || /stream not found/i.test(String(e?.message ?? ""));
 }
 
 export class NatsBlobStore implements BlobStore {
@@ -191,6 +282,11 @@ export class NatsBlobStore implements BlobStore {
 
   static async open(nc: NatsConnection, bucket: string, replicas = 1): Promise<NatsBlobStore> {
     return new NatsBlobStore(await withReplicas(`object store ${bucket}`, replicas, () => new Objm(nc).create(bucket, { storage: StorageType.File, replicas })));
+  }
+
+  /** Binds to an object store the coordinator created (see NatsKeyValue.bind). */
+  static async bind(nc: NatsConnection, bucket: string): Promise<NatsBlobStore> {
+    return new NatsBlobStore(await new Objm(nc).open(bucket, true));
   }
 
   async has(name: string): Promise<boolean> {

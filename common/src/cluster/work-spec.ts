@@ -1,3 +1,5 @@
+import type { z } from "zod";
+import { WorkSpecSchema } from "./records.js";
 import { ProtocolError } from "../errors.js";
 import type { TokenizedPrompts } from "../prompt/tokenized-prompt.js";
 import type { BatchLimits } from "../tiles/types.js";
@@ -16,29 +18,27 @@ export type WorkSpec = {
   vocabSize: number | null;
 };
 
+// The schema and the type must describe the same record.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const same: Same<z.infer<typeof WorkSpecSchema>, WorkSpec> = true;
+void same;
+
 export function encodeWorkSpec(spec: WorkSpec): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(spec));
+  return new TextEncoder().encode(JSON.stringify(WorkSpecSchema.parse(spec)));
 }
 
+/** Decodes and validates every field of a work spec; ProtocolError names the first bad one. */
 export function decodeWorkSpec(bytes: Uint8Array): WorkSpec {
-  let v: Partial<WorkSpec>;
+  let raw: unknown;
   try {
-    v = JSON.parse(new TextDecoder().decode(bytes)) as Partial<WorkSpec>;
+    raw = JSON.parse(new TextDecoder().decode(bytes));
   } catch (err) {
     throw new ProtocolError(`work spec is not JSON: ${(err as Error).message}`);
   }
-  const ok =
-    typeof v.jobId === "string" &&
-    typeof v.modelHash === "string" &&
-    /^[0-9a-f]{64}$/.test(v.modelHash) &&
-    Array.isArray(v.modelFiles) &&
-    v.modelFiles.every((f) => typeof f === "string" && !f.includes("..") && !f.startsWith("/")) &&
-    !!v.prompts &&
-    typeof v.prompts.maxLength === "number" &&
-    !!v.batch &&
-    typeof v.batch.maxBatch === "number" &&
-    typeof v.ackWaitMs === "number" &&
-    typeof v.maxDeliver === "number";
-  if (!ok) throw new ProtocolError("work spec is missing fields");
-  return v as WorkSpec;
+  const parsed = WorkSpecSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ProtocolError(`work spec: ${issue.path.length ? `field "${issue.path.join(".")}": ` : ""}${issue.message}`);
+  }
+  return parsed.data;
 }

@@ -1,6 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { bearerMetadata, channelCredentials } from "./credentials.js";
 import { loadServices } from "./load-proto.js";
+import { errorOf } from "./status.js";
 
 /** Where the coordinator's gRPC endpoint is and how to reach it. */
 export type CoordinatorEndpoint = { address: string; token?: string; caPem?: string | Buffer };
@@ -8,6 +9,7 @@ export type CoordinatorEndpoint = { address: string; token?: string; caPem?: str
 export type CoordinatorClient = {
   raw: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
   metadata: () => grpc.Metadata;
+  /** One call; a failure rejects with the error class of its status (rpc/status.ts), which keeps `code`. */
   unary<Res>(method: string, request: object, deadlineMs?: number): Promise<Res>;
   close(): void;
 };
@@ -25,7 +27,7 @@ export function connectCoordinator(endpoint: CoordinatorEndpoint): CoordinatorCl
     unary: <Res>(method: string, request: object, deadlineMs = 30_000) =>
       new Promise<Res>((resolve, reject) => {
         const fn = raw[method] as (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Res) => void) => void;
-        fn.call(raw, request, metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(err) : resolve(res)));
+        fn.call(raw, request, metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(errorOf(err)) : resolve(res)));
       }),
     close: () => raw.close(),
   };

@@ -10,11 +10,14 @@ export type TileResultChunk = {
   totalValues: number;
   truncated: number;
   computeSeconds: number;
+  tileMac: string;
 };
 
-export type UploadAck = { outcome: "stored" | "duplicate" };
+export type UploadAck = { outcome: "stored" | "duplicate" | "gone" | "conflict"; message: string };
 
-export type TileFailure = { jobId: string; tileId: string; attempt: number; workerId: string; error: string; final: boolean };
+export type TileFailure = { jobId: string; tileId: string; attempt: number; workerId: string; error: string; final: boolean; kind: string };
+
+export type FailureAck = { action: "retry" | "drop" };
 
 export type TileStarted = { jobId: string; tileId: string; attempt: number; workerId: string };
 
@@ -54,3 +57,5 @@ export type WorkerInfo = {
 };
 
 export type ResultFileChunk = { name: string; data: Uint8Array; last: boolean };
+
+export type StoryLine = { json: string };

@@ -1,3 +1,4 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { Packr } from "msgpackr";
 import { ProtocolError } from "../errors.js";
 import type { TokenizedCorpus } from "../data/tokenized-corpus.js";
@@ -89,6 +90,31 @@ export function decodeTileMessage(data: Uint8Array): TileMessage {
     return { ...base, work: { kind: "pairs", samples, columns: Array.from(columns, (example, k) => ({ example, rows: rows.subarray(rowPtr[k], rowPtr[k + 1]) })) } };
   }
   throw new ProtocolError(`tile message: unknown kind ${describe(m.kind)}`);
+}
+
+/** Bytes of a per-job tile key (HMAC-SHA256). */
+export const TILE_KEY_BYTES = 32;
+
+/**
+ * The authentication code of a tile message: HMAC-SHA256, under the job's secret key, over the
+ * job id, the tile id the header names and the payload. Only the coordinator (and workers, which
+ * get the key over gRPC, never through NATS) can make one, so NATS access alone cannot forge or
+ * alter a tile, nor move one to another job.
+ */
+export function tileMac(key: Uint8Array, jobId: string, tileId: string, data: Uint8Array): string {
+  return createHmac("sha256", key).update(`delift-tile/1\0${jobId}\0${tileId}\0`).update(data).digest("hex");
+}
+
+/** Constant-time check of a message's code; false for a missing or malformed one. */
+export function verifyTileMac(key: Uint8Array, jobId: string, tileId: string | null, data: Uint8Array, mac: string | null): boolean {
+  if (!tileId || !mac || !/^[0-9a-f]{64}$/.test(mac)) return false;
+  return timingSafeEqual(Buffer.from(tileMac(key, jobId, tileId, data), "hex"), Buffer.from(mac, "hex"));
+}
+
+/** Constant-time equality of two hex codes. */
+export function sameMac(a: string | null, b: string | null): boolean {
+  if (!a || !b || !/^[0-9a-f]{64}$/.test(a) || !/^[0-9a-f]{64}$/.test(b)) return false;
+  return timingSafeEqual(Buffer.from(a, "hex"), Buffer.from(b, "hex"));
 }
 
 function bytes(a: Int32Array | Uint32Array): Uint8Array {

@@ -1,61 +1,175 @@
 /**
- * Job and tile life cycles as an explicit state machine (STYLE.md, after dask.distributed's
- * scheduler): every allowed edge is a named transition in a table; an edge not in the table is an
- * ImpossibleTransitionError. Transitions do no I/O: they change the in-memory record and return
- * effects, which the caller carries out afterwards. Every change is logged with its stimulus.
+ * The job's record and the stimuli and instructions of its state machine (STYLE.md, after
+ * dask.distributed's scheduler). The machine itself is in machine.ts; this file holds the shapes.
+ *
+ * Job: planning -> scoring -> selecting -> writing -> done, with failed, cancelling -> cancelled
+ * from any live state. A kernel job skips selecting. Tile: planned -> queued -> running -> stored,
+ * or failed; a tile the queue lost, or one a sick worker handed back, goes back to planned.
  */
 
-export type JobState = "planning" | "scoring" | "selecting" | "done" | "failed" | "cancelled";
+export type JobState = "planning" | "scoring" | "selecting" | "writing" | "cancelling" | "done" | "failed" | "cancelled";
 export type TileState = "planned" | "queued" | "running" | "stored" | "failed";
+export type TaskKind = "plan" | "publish" | "store" | "reconcile" | "select" | "write" | "release";
 
 export const TERMINAL_JOB_STATES: ReadonlySet<JobState> = new Set(["done", "failed", "cancelled"]);
+export const LIVE_JOB_STATES: ReadonlySet<JobState> = new Set(["planning", "scoring", "selecting", "writing"]);
+
+/** What a job's machine is told once, at submission (from the spec and the coordinator). */
+export type JobSettings = {
+  kind: "select" | "kernel";
+  ackWaitMs: number;
+  maxDeliver: number;
+  maxQueued: number;
+  /** Largest absolute difference between two results of one tile that still counts as the same. */
+  conflictTolerance: number;
+};
 
 export type TileRecord = {
   state: TileState;
   pairs: number;
-  /** Deliveries seen (from TileStarted/uploads); > 1 means redelivered. */
+  /** Highest delivery count seen for the tile's current message (1 = first delivery). */
   attempts: number;
+  /** Failures reported by healthy workers (count against the delivery limit). */
+  failures: number;
+  /** Times a worker handed the tile back because of its own fault (not counted as failures). */
+  healthReturns: number;
+  /** Times the queue lost the tile and it was published again. */
+  lost: number;
   worker: string | null;
   lastError: string | null;
+  /** Last time anything was heard of the tile in flight (published, started, progress, failure). */
+  heardAt: number | null;
+  /** When its current delivery started (for the tile's duration). */
+  startedAt: number | null;
+  /** The worker whose result is stored (null: reused from the tile store). */
+  storedBy: string | null;
 };
 
 export type WorkerTally = { tiles: number; pairs: number; seconds: number; lastAt: number };
 
+export type JobCounts = {
+  tilesTotal: number;
+  tilesDone: number;
+  tilesReused: number;
+  pairsDone: number;
+  pairsTotal: number;
+  redeliveries: number;
+  duplicates: number;
+  healthReturns: number;
+  republished: number;
+};
+
 export type JobRecord = {
   id: string;
   state: JobState;
+  settings: JobSettings;
   createdAt: number;
+  finishedAt: number | null;
   tiles: Map<string, TileRecord>;
-  counts: { tilesDone: number; tilesReused: number; pairsDone: number; pairsTotal: number; redeliveries: number };
+  /** Tile ids in plan order, and how far publishing has got through them. */
+  order: string[];
+  nextToPublish: number;
+  /** Tiles back to planned after they were published once (lost, handed back), published first. */
+  republish: string[];
+  /** The tiles of the publish task running now. */
+  publishing: string[];
+  /** Tiles queued or running. */
+  inFlight: Set<string>;
+  counts: JobCounts;
   workers: Map<string, WorkerTally>;
   error: string | null;
   /** The state the job was in when it failed: "planning" means its input or settings were refused. */
   failedDuring: JobState | null;
+  cancelReason: string | null;
+  summary: string | null;
   /** (time, pairs done) samples for the rate and ETA. */
   progress: { t: number; pairs: number }[];
-  log: { t: number; stimulus: string; change: string }[];
+  /** The tasks this job is waiting for, by id. */
+  tasks: Map<string, TaskKind>;
+  nextTask: number;
+  /** Coordinator sessions: 0 until the first restart; part of task ids. */
+  session: number;
+  released: boolean;
 };
 
 export type PlannedTile = { id: string; pairs: number; stored: boolean };
 
-export type JobEvent =
-  | { type: "planned"; tiles: PlannedTile[] }
-  | { type: "planning-failed"; error: string }
-  | { type: "tiles-published"; tileIds: string[] }
-  | { type: "tile-started"; tileId: string; worker: string; attempt: number }
-  | { type: "tile-stored"; tileId: string; worker: string; attempt: number; seconds: number; duplicate: boolean }
-  | { type: "tile-failed"; tileId: string; worker: string; attempt: number; error: string; final: boolean }
-  | { type: "tile-max-deliveries"; tileId: string }
-  | { type: "selection-done" }
-  | { type: "selection-failed"; error: string }
-  | { type: "cancel"; reason: string };
+export type FailureKind = "tile" | "model" | "health";
 
-export type JobEffect =
-  /** Publish planned tiles, keeping at most the job's window queued at once. */
-  | { type: "publish-more" }
-  | { type: "run-selection" }
-  | { type: "save-status" }
-  | { type: "release-queue" };
+/** What reconcile saw of the job's queue (JetStream stream and consumer, or the memory queue). */
+export type QueueObservation = {
+  exists: boolean;
+  /** Messages in the stream (work queue: not yet acked or terminated). */
+  messages: number;
+  /** Not yet delivered, delivered and not acked, redelivered (consumer info). */
+  pending: number;
+  ackPending: number;
+  redelivered: number;
+  /** Tile ids of the messages present, or null when there were too many to list. */
+  tileIds: string[] | null;
+};
+
+export type StoreOutcome =
+  | { outcome: "stored" }
+  /** The tile store already held the tile: how far the new values are from the stored ones. */
+  | { outcome: "exists"; maxDiff: number; truncated: { stored: number; received: number } };
+
+export type JobEvent =
+  | { type: "submitted"; settings: JobSettings }
+  /** A restarted coordinator takes the job up again (session: how many restarts so far). */
+  | { type: "resumed"; was: JobState; session: number }
+  | { type: "plan-done"; task: string; tiles: PlannedTile[]; samples: number }
+  | { type: "publish-done"; task: string; tileIds: string[]; bytes: number }
+  | ({ type: "store-done"; task: string; request: string; tileId: string; worker: string; attempt: number; seconds: number; bytes: number } & StoreOutcome)
+  | { type: "reconcile-done"; task: string; queue: QueueObservation | null; stored: string[] }
+  | { type: "select-done"; task: string }
+  | { type: "write-done"; task: string; summary: string }
+  | { type: "release-done"; task: string }
+  /** A task ended without its outcome; `request` is the worker request it was serving, if any. */
+  | { type: "task-failed"; task: string; error: string; errorName: string; aborted: boolean; request?: string }
+  | { type: "tile-started"; request: string; tileId: string; worker: string; attempt: number }
+  | { type: "tile-progress"; request: string; tileId: string; worker: string; attempt: number }
+  | { type: "result-received"; request: string; tileId: string; worker: string; attempt: number; problem: string | null }
+  | { type: "tile-failed"; request: string; tileId: string; worker: string; attempt: number; error: string; kind: FailureKind }
+  | { type: "tile-max-deliveries"; tileId: string }
+  | { type: "reconcile-due" }
+  | { type: "cancel"; reason: string }
+  | { type: "fail"; reason: string };
+
+export type JobEventType = JobEvent["type"];
+
+/** A stimulus: an event with its id and time, as the runtime feeds it and the story keeps it. */
+export type Stimulus = { id: string; t: number; event: JobEvent };
+
+export type UploadReply = { outcome: "stored" | "duplicate" | "gone" | "conflict" | "rejected" | "unavailable"; message: string };
+export type FailureReply = { action: "retry" | "drop" };
+export type StartedReply = { wanted: boolean };
+export type Reply = UploadReply | FailureReply | StartedReply;
+
+export type TaskStart =
+  | { kind: "plan"; resume: boolean }
+  | { kind: "publish"; tileIds: string[] }
+  | { kind: "store"; tileId: string; request: string }
+  | { kind: "reconcile"; tileIds: string[] }
+  | { kind: "select" }
+  | { kind: "write" }
+  | { kind: "release" };
+
+export type Instruction =
+  | ({ type: "start"; task: string } & TaskStart)
+  | { type: "abort"; task: string }
+  | { type: "reply"; request: string; reply: Reply }
+  | { type: "arm-reconcile"; everyMs: number }
+  | { type: "disarm-reconcile" }
+  | { type: "save" };
+
+/** A change the machine made, for the story (and for metrics derived from it). */
+export type Change =
+  | { kind: "job"; from: JobState; to: JobState; error: string | null }
+  | { kind: "tile"; tile: string; from: TileState; to: TileState; worker: string | null; attempt: number; pairs: number; durationMs: number | null; bytes: number | null }
+  | { kind: "task"; task: string; taskKind: TaskKind; phase: "started" | "done" | "failed" | "aborted" }
+  | { kind: "rejected"; event: JobEventType; reason: string }
+  | { kind: "note"; level: "info" | "warn"; message: string; tile?: string; worker?: string; maxDiff?: number };
 
 export class ImpossibleTransitionError extends Error {
   constructor(what: string, from: string, to: string, stimulus: string) {
@@ -64,228 +178,31 @@ export class ImpossibleTransitionError extends Error {
   }
 }
 
-type JobTransition = (job: JobRecord, event: JobEvent, now: number) => JobEffect[];
-type TileTransition = (tile: TileRecord, job: JobRecord, event: JobEvent, now: number) => JobEffect[];
-
-const LOG_LIMIT = 2000;
-
-export function newJob(id: string, now: number): JobRecord {
+export function newJob(id: string, now: number, settings: JobSettings): JobRecord {
   return {
     id,
     state: "planning",
+    settings,
     createdAt: now,
+    finishedAt: null,
     tiles: new Map(),
-    counts: { tilesDone: 0, tilesReused: 0, pairsDone: 0, pairsTotal: 0, redeliveries: 0 },
+    order: [],
+    nextToPublish: 0,
+    republish: [],
+    publishing: [],
+    inFlight: new Set(),
+    counts: { tilesTotal: 0, tilesDone: 0, tilesReused: 0, pairsDone: 0, pairsTotal: 0, redeliveries: 0, duplicates: 0, healthReturns: 0, republished: 0 },
     workers: new Map(),
     error: null,
     failedDuring: null,
+    cancelReason: null,
+    summary: null,
     progress: [],
-    log: [],
+    tasks: new Map(),
+    nextTask: 1,
+    session: 0,
+    released: false,
   };
-}
-
-// ---- job transitions -------------------------------------------------------------------------
-
-const jobTransitions: Record<string, JobTransition> = {
-  "planning->scoring": (job, e) => {
-    if (e.type !== "planned") return [];
-    for (const t of e.tiles) {
-      job.tiles.set(t.id, { state: t.stored ? "stored" : "planned", pairs: t.pairs, attempts: 0, worker: null, lastError: null });
-      job.counts.pairsTotal += t.pairs;
-      if (t.stored) {
-        job.counts.tilesDone++;
-        job.counts.tilesReused++;
-        job.counts.pairsDone += t.pairs;
-      }
-    }
-    return [{ type: "publish-more" }, { type: "save-status" }];
-  },
-  "planning->selecting": (job, e) => {
-    jobTransitions["planning->scoring"](job, e, 0);
-    return [{ type: "release-queue" }, { type: "run-selection" }, { type: "save-status" }];
-  },
-  "scoring->selecting": () => [{ type: "release-queue" }, { type: "run-selection" }, { type: "save-status" }],
-  "selecting->done": () => [{ type: "save-status" }],
-  "planning->failed": failJob,
-  "scoring->failed": failJob,
-  "selecting->failed": failJob,
-  "planning->cancelled": cancelJob,
-  "scoring->cancelled": cancelJob,
-  "selecting->cancelled": cancelJob,
-};
-
-function failJob(job: JobRecord, e: JobEvent): JobEffect[] {
-  if (job.error === null && "error" in e) job.error = e.error;
-  return [{ type: "release-queue" }, { type: "save-status" }];
-}
-
-function cancelJob(job: JobRecord, e: JobEvent): JobEffect[] {
-  job.error = e.type === "cancel" ? e.reason : "cancelled";
-  return [{ type: "release-queue" }, { type: "save-status" }];
-}
-
-function moveJob(job: JobRecord, to: JobState, event: JobEvent, now: number): JobEffect[] {
-  const key = `${job.state}->${to}`;
-  const transition = jobTransitions[key];
-  if (!transition) throw new ImpossibleTransitionError(`job ${job.id}`, job.state, to, event.type);
-  const effects = transition(job, event, now);
-  record(job, now, event.type, `job ${key}`);
-  if (to === "failed") job.failedDuring = job.state;
-  job.state = to;
-  return effects;
-}
-
-// ---- tile transitions ------------------------------------------------------------------------
-
-const tileTransitions: Record<string, TileTransition> = {
-  "planned->queued": () => [],
-  "queued->running": (tile, job, e) => started(tile, job, e),
-  // After a coordinator restart a worker may still hold a delivery made before it: its result
-  // counts, but the tile stays planned (to be published) until then, so a worker dying with it
-  // cannot leave a tile that nothing will deliver again.
-  "planned->stored": (tile, job, e, now) => stored(tile, job, e, now),
-  "planned->planned": (tile, _job, e) => {
-    if (e.type === "tile-failed") tile.lastError = e.error;
-    return [];
-  },
-  "running->running": (tile, job, e) => started(tile, job, e),
-  "queued->stored": (tile, job, e, now) => stored(tile, job, e, now),
-  "running->stored": (tile, job, e, now) => stored(tile, job, e, now),
-  "failed->stored": (tile, job, e, now) => stored(tile, job, e, now),
-  "stored->stored": () => [],
-  "running->queued": (tile, _job, e) => {
-    if (e.type === "tile-failed") tile.lastError = e.error;
-    tile.worker = null;
-    return [];
-  },
-  "queued->queued": (tile, _job, e) => {
-    if (e.type === "tile-failed") tile.lastError = e.error;
-    return [];
-  },
-  "running->failed": (tile, _job, e) => {
-    if (e.type === "tile-failed") tile.lastError = e.error;
-    return [];
-  },
-  "planned->failed": (tile, _job, e) => {
-    if (e.type === "tile-failed") tile.lastError = e.error;
-    return [];
-  },
-  "queued->failed": (tile, _job, e) => {
-    if (e.type === "tile-failed") tile.lastError = e.error;
-    return [];
-  },
-};
-
-function started(tile: TileRecord, job: JobRecord, e: JobEvent): JobEffect[] {
-  if (e.type !== "tile-started") return [];
-  if (e.attempt > tile.attempts) {
-    if (e.attempt > 1) job.counts.redeliveries += e.attempt - Math.max(tile.attempts, 1);
-    tile.attempts = e.attempt;
-  }
-  tile.worker = e.worker;
-  return [];
-}
-
-function stored(tile: TileRecord, job: JobRecord, e: JobEvent, now: number): JobEffect[] {
-  if (e.type !== "tile-stored") return [];
-  tile.worker = e.worker;
-  tile.attempts = Math.max(tile.attempts, e.attempt);
-  job.counts.tilesDone++;
-  job.counts.pairsDone += tile.pairs;
-  const w = job.workers.get(e.worker) ?? { tiles: 0, pairs: 0, seconds: 0, lastAt: now };
-  w.tiles++;
-  w.pairs += tile.pairs;
-  w.seconds += e.seconds;
-  w.lastAt = now;
-  job.workers.set(e.worker, w);
-  job.progress.push({ t: now, pairs: job.counts.pairsDone });
-  if (job.progress.length > 512) job.progress.splice(0, job.progress.length - 512);
-  return [];
-}
-
-function moveTile(job: JobRecord, tileId: string, to: TileState, event: JobEvent, now: number): JobEffect[] {
-  const tile = job.tiles.get(tileId);
-  if (!tile) throw new ImpossibleTransitionError(`unknown tile ${tileId} of job ${job.id}`, "?", to, event.type);
-  const key = `${tile.state}->${to}`;
-  const transition = tileTransitions[key];
-  if (!transition) throw new ImpossibleTransitionError(`tile ${tileId} of job ${job.id}`, tile.state, to, event.type);
-  const effects = transition(tile, job, event, now);
-  if (tile.state !== to) record(job, now, event.type, `tile ${tileId.slice(0, 12)} ${key}`);
-  tile.state = to;
-  return effects;
-}
-
-// ---- the stimulus handler ----------------------------------------------------------------------
-
-/**
- * Applies one event. Events that arrive for a job that is already finished (a late upload, a
- * duplicate) change nothing: at-least-once delivery makes them normal.
- */
-export function handleJobEvent(job: JobRecord, event: JobEvent, now: number): JobEffect[] {
-  const terminal = TERMINAL_JOB_STATES.has(job.state);
-  switch (event.type) {
-    case "planned": {
-      if (job.state !== "planning") throw new ImpossibleTransitionError(`job ${job.id}`, job.state, "scoring", event.type);
-      const allStored = event.tiles.every((t) => t.stored);
-      return moveJob(job, allStored ? "selecting" : "scoring", event, now);
-    }
-    case "planning-failed":
-      return moveJob(job, "failed", event, now);
-    case "tiles-published": {
-      if (job.state !== "scoring") return [];
-      const effects: JobEffect[] = [];
-      for (const id of event.tileIds) if (job.tiles.get(id)?.state === "planned") effects.push(...moveTile(job, id, "queued", event, now));
-      return effects;
-    }
-    case "tile-started": {
-      if (job.state !== "scoring") return [];
-      const tile = job.tiles.get(event.tileId);
-      if (!tile || tile.state === "stored" || tile.state === "failed" || tile.state === "planned") return [];
-      return moveTile(job, event.tileId, "running", event, now);
-    }
-    case "tile-stored": {
-      if (terminal || job.state === "planning") return [];
-      const tile = job.tiles.get(event.tileId);
-      if (!tile) return [];
-      if (tile.state === "stored") return [];
-      const effects = moveTile(job, event.tileId, "stored", event, now);
-      if (job.state === "scoring" && job.counts.tilesDone === job.tiles.size) effects.push(...moveJob(job, "selecting", event, now));
-      else if (job.state === "scoring") effects.push({ type: "publish-more" }, { type: "save-status" });
-      return effects;
-    }
-    case "tile-failed": {
-      if (job.state !== "scoring") return [];
-      const tile = job.tiles.get(event.tileId);
-      if (!tile || tile.state === "stored") return [];
-      if (!event.final) return moveTile(job, event.tileId, tile.state === "planned" ? "planned" : "queued", event, now);
-      const effects = moveTile(job, event.tileId, "failed", event, now);
-      job.error = `tile ${event.tileId.slice(0, 12)} failed on every delivery (${event.attempt}); last error from worker ${event.worker}: ${event.error}`;
-      return [...effects, ...moveJob(job, "failed", event, now)];
-    }
-    case "tile-max-deliveries": {
-      if (job.state !== "scoring") return [];
-      const tile = job.tiles.get(event.tileId);
-      if (!tile || tile.state === "stored") return [];
-      const reason = tile.lastError
-        ? `tile ${event.tileId.slice(0, 12)} failed on every delivery; last error: ${tile.lastError}`
-        : `tile ${event.tileId.slice(0, 12)} reached the delivery limit without a result (its workers died or stalled)`;
-      const effects = tile.state === "failed" ? [] : moveTile(job, event.tileId, "failed", event, now);
-      job.error = reason;
-      return [...effects, ...moveJob(job, "failed", event, now)];
-    }
-    case "selection-done":
-      return moveJob(job, "done", event, now);
-    case "selection-failed":
-      return moveJob(job, "failed", event, now);
-    case "cancel":
-      if (terminal) return [];
-      return moveJob(job, "cancelled", event, now);
-  }
-}
-
-function record(job: JobRecord, t: number, stimulus: string, change: string): void {
-  job.log.push({ t, stimulus, change });
-  if (job.log.length > LOG_LIMIT) job.log.splice(0, job.log.length - LOG_LIMIT);
 }
 
 /** Pairs per second over the last `windowMs` of stored tiles, and the ETA at that rate. */

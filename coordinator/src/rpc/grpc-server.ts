@@ -1,13 +1,30 @@
 import * as grpc from "@grpc/grpc-js";
 import { timingSafeEqual } from "node:crypto";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { readdir, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
-import { type GrpcTlsFiles, InputError, type JobStatusMessage, type KeyValueBucket, loadServices, ProtocolError, serverCredentials, type TileResultChunk, type WorkerInfo } from "../../../common/src/mod.js";
+import { createInterface } from "node:readline";
+import {
+  errorFields,
+  type GrpcTlsFiles,
+  HeartbeatRecord,
+  InputError,
+  InvalidRequestError,
+  JobStateError,
+  type JobStatusMessage,
+  type KeyValueBucket,
+  loadServices,
+  type Logger,
+  serverCredentials,
+  silentLogger,
+  statusOf,
+  type TileResultChunk,
+  UnauthenticatedError,
+  type WorkerInfo,
+} from "../../../common/src/mod.js";
 import { parseJobSpec } from "../jobs/job-spec.js";
-import { TERMINAL_JOB_STATES, type JobState } from "../jobs/job-state.js";
-import type { Coordinator } from "../runtime/coordinator.js";
-import { JobNotReadyError, UnknownJobError } from "../runtime/errors.js";
-import { TileConflictError } from "../store/errors.js";
+import { TERMINAL_JOB_STATES, type FailureKind, type JobState } from "../jobs/job-state.js";
+import type { Coordinator, ResultUpload } from "../runtime/coordinator.js";
 
 export type GrpcServerOptions = {
   coordinator: Coordinator;
@@ -17,44 +34,56 @@ export type GrpcServerOptions = {
   token?: string;
   tls?: GrpcTlsFiles;
   workersKv?: KeyValueBucket | null;
-  log?: (line: string) => void;
+  log?: Logger;
 };
 
 /** Largest result one upload may carry (values), so a hostile stream cannot exhaust memory. */
 const MAX_RESULT_VALUES = 1 << 24;
 const RESULT_CHUNK_BYTES = 1 << 20;
 const WATCH_INTERVAL_MS = 250;
+const REFUSAL_LOG_WINDOW_MS = 10_000;
+const FAILURE_KINDS: readonly FailureKind[] = ["tile", "model", "health"];
 
 /** The coordinator's gRPC face: result uploads from workers, the CLI's job calls, health. */
 export async function startGrpcServer(o: GrpcServerOptions): Promise<{ port: number; close(): Promise<void> }> {
   const services = loadServices();
   const server = new grpc.Server({ "grpc.max_receive_message_length": 8 << 20 });
-  const log = o.log ?? (() => undefined);
+  const log = o.log ?? silentLogger();
   const c = o.coordinator;
-  const authorized = (call: { metadata: grpc.Metadata }) => checkToken(call.metadata, o.token);
+  const refusals = new RefusalLog(log);
 
-  const unary = <Req, Res>(handler: (req: Req) => Promise<Res> | Res) =>
+  /** Checks the token; on refusal logs it (rate-limited) and returns the status to send. */
+  const admit = (call: { metadata: grpc.Metadata; getPeer(): string }, method: string): Partial<grpc.StatusObject> | null => {
+    if (checkToken(call.metadata, o.token)) return null;
+    return refusals.status(call.getPeer(), method, new UnauthenticatedError("missing or wrong bearer token"));
+  };
+  const fail = (call: { getPeer(): string }, method: string, err: unknown) => refusals.status(call.getPeer(), method, err);
+
+  const unary = <Req, Res>(method: string, handler: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res) =>
     (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
-      if (!authorized(call)) return callback(unauthenticated());
+      const refused = admit(call, method);
+      if (refused) return callback(refused);
       Promise.resolve()
-        .then(() => handler(call.request))
-        .then((res) => callback(null, res), (err) => callback(toStatus(err, log)));
+        .then(() => handler(call.request, call))
+        .then((res) => callback(null, res), (err) => callback(fail(call, method, err)));
     };
 
   server.addService(services.coordinator.service, {
     uploadTileResult: (call: grpc.ServerReadableStream<TileResultChunk, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      if (!authorized(call)) return callback(unauthenticated());
-      collectUpload(call).then(
-        (upload) => c.acceptResult(upload).then((outcome) => callback(null, { outcome }), (err) => callback(toStatus(err, log))),
-        (err) => callback(toStatus(err, log)),
-      );
+      const refused = admit(call, "UploadTileResult");
+      if (refused) return callback(refused);
+      collectUpload(call)
+        .then((upload) => c.acceptResult(upload))
+        .then((outcome) => callback(null, { outcome, message: outcome }), (err) => callback(fail(call, "UploadTileResult", err)));
     },
-    reportTileFailure: unary((r: { jobId: string; tileId: string; attempt: number; workerId: string; error: string; final: boolean }) => {
-      c.tileFailed(r.jobId, r.tileId, r.workerId, r.attempt, String(r.error).slice(0, 4000), r.final);
-      return {};
+    reportTileFailure: unary("ReportTileFailure", async (r: { jobId: string; tileId: string; attempt: number; workerId: string; error: string; kind: string }) => {
+      const kind = (FAILURE_KINDS as string[]).includes(r.kind) ? (r.kind as FailureKind) : "tile";
+      return c.tileFailed(String(r.jobId), String(r.tileId), workerIdOf(r.workerId), r.attempt, String(r.error).slice(0, 4000), kind);
     }),
-    reportTileStarted: unary((r: { jobId: string; tileId: string; attempt: number; workerId: string }) => c.tileStarted(r.jobId, r.tileId, r.workerId, r.attempt)),
-    submitJob: unary(async (r: { specJson: string }) => {
+    reportTileStarted: unary("ReportTileStarted", (r: { jobId: string; tileId: string; attempt: number; workerId: string }) => c.tileStarted(r.jobId, r.tileId, workerIdOf(r.workerId), r.attempt)),
+    reportTileProgress: unary("ReportTileProgress", (r: { jobId: string; tileId: string; attempt: number; workerId: string }) => c.tileProgress(r.jobId, r.tileId, workerIdOf(r.workerId), r.attempt)),
+    getJobKey: unary("GetJobKey", (r: { jobId: string }) => ({ key: c.jobKey(r.jobId) })),
+    submitJob: unary("SubmitJob", async (r: { specJson: string }) => {
       let raw: unknown;
       try {
         raw = JSON.parse(r.specJson);
@@ -64,23 +93,41 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<{ port: num
       return { jobId: await c.submit(parseJobSpec(raw, "submit request")) };
     }),
     watchJob: (call: grpc.ServerWritableStream<{ jobId: string }, JobStatusMessage>) => {
-      if (!authorized(call)) return call.emit("error", unauthenticated());
+      const refused = admit(call, "WatchJob");
+      if (refused) return call.emit("error", refused);
       let last = 0;
       let pending: JobStatusMessage | null = null;
       let timer: NodeJS.Timeout | null = null;
       let stop: (() => void) | null = null;
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        clearInterval(tick);
+        if (timer) clearTimeout(timer);
+        stop?.();
+      };
       const flush = () => {
         timer = null;
-        if (!pending) return;
+        if (!pending || ended) return;
         const s = pending;
         pending = null;
         last = Date.now();
         call.write(s);
         if (TERMINAL_JOB_STATES.has(s.state as JobState)) {
-          stop?.();
+          end();
           call.end();
         }
       };
+      // A running job whose status does not change still gets a fresh rate/ETA every second.
+      const tick = setInterval(() => {
+        try {
+          pending = c.status(call.request.jobId);
+          flush();
+        } catch {
+          end();
+        }
+      }, 1000);
       try {
         stop = c.watch(call.request.jobId, (s) => {
           pending = s;
@@ -93,33 +140,25 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<{ port: num
           }
         });
       } catch (err) {
-        call.emit("error", toStatus(err, log));
+        end();
+        call.emit("error", fail(call, "WatchJob", err));
         return;
       }
-      // A running job whose status does not change still gets a fresh rate/ETA every second.
-      const tick = setInterval(() => {
-        try {
-          pending = c.status(call.request.jobId);
-          flush();
-        } catch {
-          clearInterval(tick);
-        }
-      }, 1000);
-      call.on("cancelled", () => {
-        clearInterval(tick);
-        stop?.();
-      });
-      call.on("close", () => {
-        clearInterval(tick);
-        stop?.();
-      });
+      call.on("cancelled", end);
+      call.on("close", end);
     },
-    listJobs: unary(() => ({ jobs: c.list() })),
-    listWorkers: unary(async () => ({ workers: await listWorkers(o.workersKv ?? null) })),
-    cancelJob: unary((r: { jobId: string }) => ({ state: c.cancel(r.jobId) })),
+    listJobs: unary("ListJobs", () => ({ jobs: c.list() })),
+    listWorkers: unary("ListWorkers", async () => ({ workers: await listWorkers(o.workersKv ?? null, refusals) })),
+    cancelJob: unary("CancelJob", (r: { jobId: string }) => ({ state: c.cancel(r.jobId) })),
     getResult: (call: grpc.ServerWritableStream<{ jobId: string }, unknown>) => {
-      if (!authorized(call)) return call.emit("error", unauthenticated());
-      streamResult(c, call).catch((err) => call.emit("error", toStatus(err, log)));
+      const refused = admit(call, "GetResult");
+      if (refused) return call.emit("error", refused);
+      streamResult(c, call).catch((err) => call.emit("error", fail(call, "GetResult", err)));
+    },
+    getJobStory: (call: grpc.ServerWritableStream<{ jobId: string }, unknown>) => {
+      const refused = admit(call, "GetJobStory");
+      if (refused) return call.emit("error", refused);
+      streamStory(c, call).catch((err) => call.emit("error", fail(call, "GetJobStory", err)));
     },
   });
   server.addService(services.health.service, {
@@ -142,7 +181,52 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<{ port: num
   };
 }
 
-async function collectUpload(call: grpc.ServerReadableStream<TileResultChunk, unknown>) {
+/**
+ * Every refused or failed call is logged with peer, method and reason, once per peer, method and
+ * status within a window (a client retrying with a wrong token does not flood the log); the next
+ * line says how many were not logged.
+ */
+class RefusalLog {
+  private readonly seen = new Map<string, { at: number; suppressed: number }>();
+  constructor(private readonly log: Logger) {}
+
+  status(peer: string, method: string, err: unknown): Partial<grpc.StatusObject> {
+    const s = statusOf(err);
+    const key = `${peer}|${method}|${s.code}`;
+    const now = Date.now();
+    const last = this.seen.get(key);
+    if (last && now - last.at < REFUSAL_LOG_WINDOW_MS) {
+      last.suppressed++;
+    } else {
+      if (this.seen.size > 10_000) this.seen.clear();
+      this.seen.set(key, { at: now, suppressed: 0 });
+      const fields = { peer, method, code: grpc.status[s.code], reason: s.details, ...(last?.suppressed ? { notLogged: last.suppressed } : {}) };
+      const text = `refused ${method} from ${peer}: ${grpc.status[s.code]}: ${s.details}`;
+      if (s.code === grpc.status.INTERNAL) this.log.error({ ...fields, ...errorFields(err) }, text);
+      else if (s.code === grpc.status.UNAUTHENTICATED || s.code === grpc.status.INVALID_ARGUMENT || s.code === grpc.status.PERMISSION_DENIED) this.log.warn(fields, text);
+      else if (s.code === grpc.status.UNAVAILABLE) this.log.debug(fields, text);
+      else this.log.info(fields, text);
+    }
+    return { code: s.code, details: s.details };
+  }
+
+  /** A record in a bucket that does not decode: logged like a refusal (once per key and window). */
+  badRecord(bucket: string, key: string, err: unknown): void {
+    const now = Date.now();
+    const k = `record|${bucket}|${key}`;
+    const last = this.seen.get(k);
+    if (last && now - last.at < REFUSAL_LOG_WINDOW_MS) return;
+    this.seen.set(k, { at: now, suppressed: 0 });
+    this.log.warn({ bucket, key, reason: (err as Error).message }, `ignored an invalid record in ${bucket}: ${(err as Error).message}`);
+  }
+}
+
+function workerIdOf(raw: unknown): string {
+  const id = String(raw || "unknown").slice(0, 200);
+  return /^[\x21-\x7e]+$/.test(id) ? id : "unknown";
+}
+
+async function collectUpload(call: grpc.ServerReadableStream<TileResultChunk, unknown>): Promise<ResultUpload> {
   let head: TileResultChunk | null = null;
   let values: Float32Array | null = null;
   let filled = 0;
@@ -150,47 +234,66 @@ async function collectUpload(call: grpc.ServerReadableStream<TileResultChunk, un
     if (!head) {
       head = chunk;
       if (!Number.isInteger(chunk.totalValues) || chunk.totalValues < 0 || chunk.totalValues > MAX_RESULT_VALUES) {
-        throw new ProtocolError(`upload: total_values ${chunk.totalValues} out of range`);
+        throw new InvalidRequestError(`upload: total_values ${chunk.totalValues} out of range`);
       }
       values = new Float32Array(chunk.totalValues);
     } else if (chunk.jobId !== head.jobId || chunk.tileId !== head.tileId || chunk.attempt !== head.attempt) {
-      throw new ProtocolError("upload: chunks of one upload must name the same job, tile and attempt");
+      throw new InvalidRequestError("upload: chunks of one upload must name the same job, tile and attempt");
     }
     const bytes = chunk.payload ?? new Uint8Array(0);
-    if (bytes.byteLength % 4 !== 0) throw new ProtocolError("upload: payload length is not a multiple of 4");
-    if (chunk.offset !== filled) throw new ProtocolError(`upload: chunk at offset ${chunk.offset}, expected ${filled}`);
+    if (bytes.byteLength % 4 !== 0) throw new InvalidRequestError("upload: payload length is not a multiple of 4");
+    if (chunk.offset !== filled) throw new InvalidRequestError(`upload: chunk at offset ${chunk.offset}, expected ${filled}`);
     const n = bytes.byteLength / 4;
-    if (filled + n > values!.length) throw new ProtocolError("upload: more values than total_values");
+    if (filled + n > values!.length) throw new InvalidRequestError("upload: more values than total_values");
     new Uint8Array(values!.buffer, filled * 4, bytes.byteLength).set(bytes);
     filled += n;
   }
-  if (!head || !values) throw new ProtocolError("upload: empty stream");
-  if (filled !== values.length) throw new ProtocolError(`upload: ${filled} of ${values.length} values arrived`);
+  if (!head || !values) throw new InvalidRequestError("upload: empty stream");
+  if (filled !== values.length) throw new InvalidRequestError(`upload: ${filled} of ${values.length} values arrived`);
   if (typeof head.jobId !== "string" || typeof head.tileId !== "string" || !/^[0-9a-f]{64}$/.test(head.tileId)) {
-    throw new ProtocolError("upload: bad job or tile id");
+    throw new InvalidRequestError("upload: bad job or tile id");
   }
+  if (typeof head.tileMac !== "string" || !/^[0-9a-f]{64}$/.test(head.tileMac)) throw new InvalidRequestError("upload: missing or malformed tile_mac");
   return {
     jobId: head.jobId,
     tileId: head.tileId,
     attempt: head.attempt,
-    workerId: String(head.workerId || "unknown").slice(0, 200),
+    workerId: workerIdOf(head.workerId),
+    mac: head.tileMac,
     output: { distances: values, truncated: head.truncated },
     computeSeconds: Number.isFinite(head.computeSeconds) ? head.computeSeconds : 0,
   };
 }
 
+/** Streams a done job's files from disk, chunk by chunk, with back-pressure (never whole in memory). */
 async function streamResult(c: Coordinator, call: grpc.ServerWritableStream<{ jobId: string }, unknown>): Promise<void> {
   const r = c.result(call.request.jobId);
-  if (r.state !== "done") throw new ProtocolError(`job ${call.request.jobId} is ${r.state}${r.error ? ` (${r.error})` : ""}: it has no result`);
+  if (r.state !== "done") throw new JobStateError(`job ${call.request.jobId} is ${r.state}${r.error ? ` (${r.error})` : ""}: it has no result`);
+  const send = async (chunk: object) => {
+    if (!call.write(chunk)) await new Promise<void>((resolve) => call.once("drain", () => resolve()));
+  };
   for (const path of await listFiles(r.dir)) {
     const name = relative(r.dir, path);
-    const data = await readFile(path);
-    for (let at = 0; at < data.length || at === 0; at += RESULT_CHUNK_BYTES) {
-      const last = at + RESULT_CHUNK_BYTES >= data.length;
-      const ok = call.write({ name, data: data.subarray(at, at + RESULT_CHUNK_BYTES), last });
-      if (!ok) await new Promise<void>((resolve) => call.once("drain", () => resolve()));
-      if (last) break;
+    for await (const data of createReadStream(path, { highWaterMark: RESULT_CHUNK_BYTES })) {
+      if (call.cancelled) return;
+      await send({ name, data, last: false });
     }
+    await send({ name, data: new Uint8Array(0), last: true });
+  }
+  call.end();
+}
+
+async function streamStory(c: Coordinator, call: grpc.ServerWritableStream<{ jobId: string }, unknown>): Promise<void> {
+  const path = await c.story(call.request.jobId);
+  const lines = createInterface({ input: createReadStream(path, { encoding: "utf8" }).on("error", () => undefined), crlfDelay: Infinity });
+  try {
+    for await (const line of lines) {
+      if (call.cancelled) return;
+      if (line.trim() === "") continue;
+      if (!call.write({ json: line })) await new Promise<void>((resolve) => call.once("drain", () => resolve()));
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
   call.end();
 }
@@ -205,27 +308,28 @@ async function listFiles(dir: string): Promise<string[]> {
   return out;
 }
 
-async function listWorkers(kv: KeyValueBucket | null): Promise<WorkerInfo[]> {
+async function listWorkers(kv: KeyValueBucket | null, refusals: RefusalLog): Promise<WorkerInfo[]> {
   if (!kv) return [];
   const out: WorkerInfo[] = [];
   for (const key of await kv.keys()) {
     const raw = await kv.get(key);
     if (!raw) continue;
     try {
-      const b = JSON.parse(new TextDecoder().decode(raw)) as Record<string, unknown>;
+      const b = HeartbeatRecord.decode(raw, key);
+      if (b.workerId !== key) throw new InvalidRequestError(`worker heartbeat "${key}" names worker "${b.workerId}"`);
       out.push({
-        workerId: String(b.workerId ?? key),
-        host: String(b.host ?? ""),
-        device: String(b.device ?? ""),
-        concurrency: Number(b.concurrency ?? 0),
-        state: String(b.state ?? ""),
-        tilesDone: Number(b.tilesDone ?? 0),
-        pairsDone: Number(b.pairsDone ?? 0),
-        lastSeenSecondsAgo: (Date.now() - Number(b.at ?? 0)) / 1000,
-        currentTiles: Array.isArray(b.currentTiles) ? b.currentTiles.map(String) : [],
+        workerId: b.workerId,
+        host: b.host,
+        device: b.device,
+        concurrency: b.concurrency,
+        state: b.state,
+        tilesDone: b.tilesDone,
+        pairsDone: b.pairsDone,
+        lastSeenSecondsAgo: Math.max(0, (Date.now() - b.at) / 1000),
+        currentTiles: b.currentTiles,
       });
-    } catch {
-      // A heartbeat that is not JSON is not from a delift worker.
+    } catch (err) {
+      refusals.badRecord("the workers bucket", key, err);
     }
   }
   return out.sort((a, b) => a.workerId.localeCompare(b.workerId));
@@ -238,22 +342,4 @@ function checkToken(metadata: grpc.Metadata, token: string | undefined): boolean
   const a = Buffer.from(given);
   const b = Buffer.from(expected);
   return a.length === b.length && timingSafeEqual(a, b);
-}
-
-function unauthenticated(): Partial<grpc.StatusObject> {
-  return { code: grpc.status.UNAUTHENTICATED, details: "missing or wrong bearer token" };
-}
-
-function toStatus(err: unknown, log: (line: string) => void): Partial<grpc.StatusObject> {
-  const message = (err as Error)?.message ?? String(err);
-  if (err instanceof UnknownJobError) return { code: grpc.status.NOT_FOUND, details: message };
-  if (err instanceof JobNotReadyError) return { code: grpc.status.UNAVAILABLE, details: message };
-  if (err instanceof ProtocolError || err instanceof InputError) return { code: grpc.status.INVALID_ARGUMENT, details: message };
-  if (err instanceof TileConflictError) {
-    log(`CONFLICT: ${message}`);
-    return { code: grpc.status.ALREADY_EXISTS, details: message };
-  }
-  if ((err as Error)?.name === "ConfigError") return { code: grpc.status.INVALID_ARGUMENT, details: message };
-  log(`internal error: ${(err as Error)?.stack ?? message}`);
-  return { code: grpc.status.INTERNAL, details: message };
 }

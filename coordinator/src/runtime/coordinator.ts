@@ -1,15 +1,62 @@
 import { randomBytes } from "node:crypto";
-import { ACTIVE_JOBS_KEY, type BlobStore, encodeTileMessage, encodeWorkSpec, type JobStatusMessage, type KeyValueBucket, ProtocolError, statusKey, type TileOutput, type TileQueue, workKey } from "../../../common/src/mod.js";
+import { existsSync, renameSync } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import {
+  AbortedError,
+  ACTIVE_JOBS_KEY,
+  ActiveJobsRecord,
+  assertReplaceable,
+  type BlobStore,
+  CoordinatorUnavailableError,
+  encodeWorkSpec,
+  errorFields,
+  InvalidRequestError,
+  type JobStatusMessage,
+  JobStatusRecord,
+  KERNEL_FILES,
+  type KeyValueBucket,
+  type Logger,
+  sameMac,
+  silentLogger,
+  statusKey,
+  type StoredTileMessage,
+  TILE_KEY_BYTES,
+  type TileOutput,
+  type TileQueue,
+  UnknownJobError,
+  verifyTileMac,
+  workKey,
+} from "../../../common/src/mod.js";
 import type { JobSpec } from "../jobs/job-spec.js";
-import { handleJobEvent, newJob, TERMINAL_JOB_STATES, type JobEffect, type JobEvent, type JobRecord } from "../jobs/job-state.js";
-import { tilePairCount, type TileSpec } from "../plan/tile-spec.js";
-import { tileWork } from "../plan/tile-work.js";
-import type { TileStore, PutOutcome } from "../store/tile-store.js";
-import { UnknownJobError, JobNotReadyError } from "./errors.js";
-import { finishJob } from "./finish-job.js";
-import { listSavedJobs, resultDir, saveSpec, saveState } from "./job-files.js";
+import {
+  LIVE_JOB_STATES,
+  newJob,
+  TERMINAL_JOB_STATES,
+  type FailureKind,
+  type FailureReply,
+  type Instruction,
+  type JobEvent,
+  type JobRecord,
+  type JobSettings,
+  type JobState,
+  type Reply,
+  type StartedReply,
+  type TaskStart,
+  type UploadReply,
+} from "../jobs/job-state.js";
+import { handleStimulus } from "../jobs/machine.js";
+import { storyEntries, type StoryEntry } from "../jobs/story.js";
+import { SELECTION_FILES } from "../select/write-selection.js";
+import { syncDir, type TileStore } from "../store/tile-store.js";
+import { announceHold, holdAt, holdRequested } from "../tasks/hold.js";
+import { JobThread } from "../tasks/job-thread.js";
+import { TaskRunner, type TaskBody, type TaskContext } from "../tasks/task-runner.js";
+import type { PlanDescription } from "../tasks/thread-ops.js";
+import { listSavedJobs, resultDir, saveKey, saveSpec, saveState, storyPath, type SavedJobState } from "./job-files.js";
 import { jobStatus } from "./job-status.js";
-import { planJob, publishModel, workSpecFor, type PlannedJob } from "./plan-job.js";
+import { publishModel, workSpecFor, type PlannedJob } from "./plan-job.js";
+import { StoryLog } from "./story-log.js";
 
 export type CoordinatorDeps = {
   queue: TileQueue;
@@ -17,88 +64,119 @@ export type CoordinatorDeps = {
   blobs: BlobStore;
   store: TileStore;
   dataDir: string;
-  log?: (line: string) => void;
+  log?: Logger;
   maxTileTokens?: number;
   /** Where a job's result goes (default: <dataDir>/jobs/<id>/result). */
   resultDirFor?: (jobId: string) => string;
   /** Called once a job's inputs are loaded and its tiles planned, before any is published. */
-  onPlanned?: (jobId: string, planned: PlannedJob) => void;
+  onPlanned?: (jobId: string, description: PlanDescription) => void;
+  /** Largest absolute difference between two results of one tile that still counts as the same (default 1e-5). */
+  conflictTolerance?: number;
 };
+
+export const DEFAULT_CONFLICT_TOLERANCE = 1e-5;
 
 export type ResultUpload = {
   jobId: string;
   tileId: string;
   attempt: number;
   workerId: string;
+  /** The authentication code of the tile message the worker computed. */
+  mac: string;
   output: TileOutput;
   computeSeconds: number;
 };
 
+type Upload = { output: TileOutput; worker: string; attempt: number; seconds: number };
+
 type JobEntry = {
   record: JobRecord;
-  spec: JobSpec;
-  planned: PlannedJob | null;
-  finishedAt: number | null;
-  publishing: boolean;
-  publishAgain: boolean;
-  retryTimer: NodeJS.Timeout | null;
-  saveTimer: NodeJS.Timeout | null;
-  lastSavedState: string | null;
-  listeners: Set<(status: JobStatusMessage) => void>;
+  spec: JobSpec | null;
+  key: Uint8Array;
+  thread: JobThread | null;
+  /** Authentication codes of the tiles this session published. */
+  macs: Map<string, string>;
+  uploads: Map<string, Upload>;
   loadSeconds: number;
-  summary: string | null;
+  listeners: Set<(status: JobStatusMessage) => void>;
+  story: StoryLog;
+  storySeq: number;
+  stimulusSeq: number;
+  reconcileTimer: NodeJS.Timeout | null;
+  saveTimer: NodeJS.Timeout | null;
+  saving: Promise<void>;
+  lastSavedState: JobState | null;
   traffic: { tileBytes: number; resultBytes: number };
+  /** The job's first tile was stored in this session (the "scoring" hold point). */
+  storedOnce: boolean;
 };
 
 const SAVE_INTERVAL_MS = 250;
-const RETRY_MS = 1000;
 
 /**
- * The coordinator (DESIGN.md §5): accepts jobs, plans tiles, publishes them on the tile queue,
- * stores results durably and idempotently, then runs the selection. Job and tile states live in
- * the pure state machine (jobs/job-state.ts); this class carries out its effects against the bus,
- * the tile store and the disk. It resumes unfinished jobs after a restart.
+ * The coordinator (DESIGN.md §5). Each job's state machine (jobs/machine.ts) is the only authority
+ * over it; this class feeds it stimuli (requests from workers, task outcomes, reconcile ticks,
+ * cancels), carries out the instructions it returns (start or abort tasks, reply, save), appends
+ * every stimulus and change to the job's story, and resumes unfinished jobs after a restart.
  */
 export class Coordinator {
   private readonly jobs = new Map<string, JobEntry>();
-  private readonly log: (line: string) => void;
+  private readonly log: Logger;
+  private readonly runner: TaskRunner;
+  private readonly requests = new Map<string, (reply: Reply) => void>();
+  private readonly storyListeners = new Set<(entry: StoryEntry) => void>();
+  private nextRequest = 1;
+  private savingActive: Promise<void> = Promise.resolve();
   private closed = false;
 
   private constructor(private readonly deps: CoordinatorDeps) {
-    this.log = deps.log ?? (() => undefined);
+    this.log = deps.log ?? silentLogger();
+    this.runner = new TaskRunner((jobId, event) => this.feed(jobId, event));
   }
 
   static async start(deps: CoordinatorDeps): Promise<Coordinator> {
     const c = new Coordinator(deps);
-    deps.queue.onMaxDeliveries((jobId, tileId) => c.event(jobId, { type: "tile-max-deliveries", tileId }));
+    deps.queue.onMaxDeliveries((m) => c.maxDeliveries(m));
     await c.resumeSaved();
     return c;
   }
 
+  // ---- the API (gRPC and the embedded path call these) ---------------------------------------
+
   /** Registers a job and starts planning it; returns its id at once. */
   async submit(spec: JobSpec): Promise<string> {
     const id = newJobId();
-    const entry = this.addEntry(id, spec, newJob(id, Date.now()));
+    const key = randomBytes(TILE_KEY_BYTES);
     await saveSpec(this.deps.dataDir, id, spec);
-    await this.persist(entry);
-    this.log(`job ${id}: submitted (${spec.kind}, ${spec.selection.stage}, data ${spec.data})`);
-    void this.plan(entry, false);
+    await saveKey(this.deps.dataDir, id, key);
+    const t = Date.now();
+    const settings = this.settingsFor(spec);
+    const entry = this.addEntry(newJob(id, t, settings), spec, key);
+    this.log.info({ job: id, kind: spec.kind, stage: spec.selection.stage, data: spec.data }, `job ${id}: submitted`);
+    this.feed(id, { type: "submitted", settings }, t);
+    await entry.saving;
     return id;
   }
 
-  cancel(jobId: string): string {
+  /** Asks the job to stop; returns its state right after (cancelling while its tasks stop, then cancelled). */
+  cancel(jobId: string, reason = "cancelled by user"): string {
     const entry = this.entry(jobId);
-    this.event(jobId, { type: "cancel", reason: "cancelled by user" });
+    this.feed(jobId, { type: "cancel", reason });
     return entry.record.state;
+  }
+
+  /** Fails a running job from outside (the embedded worker retired, say). */
+  fail(jobId: string, reason: string): void {
+    this.feed(jobId, { type: "fail", reason });
   }
 
   status(jobId: string): JobStatusMessage {
     const e = this.entry(jobId);
-    return jobStatus(e.record, e.spec.selection.stage, Date.now(), e.finishedAt, e.traffic);
+    return jobStatus(e.record, e.spec?.selection.stage ?? "", Date.now(), e.record.finishedAt, e.traffic);
   }
 
   list(): JobStatusMessage[] {
-    return [...this.jobs.values()].map((e) => jobStatus(e.record, e.spec.selection.stage, Date.now(), e.finishedAt, e.traffic));
+    return [...this.jobs.keys()].map((id) => this.status(id));
   }
 
   /** Calls `listener` with the job's status after every change; returns the unsubscribe. */
@@ -109,184 +187,367 @@ export class Coordinator {
     return () => entry.listeners.delete(listener);
   }
 
+  /** Every story entry of every job, as it is appended (metrics, tests). Returns the unsubscribe. */
+  onStory(listener: (entry: StoryEntry) => void): () => void {
+    this.storyListeners.add(listener);
+    return () => this.storyListeners.delete(listener);
+  }
+
+  /** Where a job's story is kept. */
+  storyFile(jobId: string): string {
+    this.entry(jobId);
+    return storyPath(this.deps.dataDir, jobId);
+  }
+
+  /** The job's story so far, flushed to disk first. */
+  async story(jobId: string): Promise<string> {
+    const entry = this.entry(jobId);
+    await entry.story.sync().catch(() => undefined);
+    return entry.story.path;
+  }
+
+  /** The job's record (read-only use: tests compare it with one rebuilt from the story). */
+  record(jobId: string): JobRecord {
+    return this.entry(jobId).record;
+  }
+
+  /** Resolves once the job has ended and released its queue, records and thread. */
+  whenSettled(jobId: string): Promise<void> {
+    const entry = this.entry(jobId);
+    const settled = () => TERMINAL_JOB_STATES.has(entry.record.state) && entry.record.tasks.size === 0;
+    if (settled()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const l = () => {
+        if (!settled()) return;
+        entry.listeners.delete(l);
+        resolve();
+      };
+      entry.listeners.add(l);
+    });
+  }
+
   /** Where a finished job's files are, and its one-line summary. */
   result(jobId: string): { dir: string; state: string; summary: string | null; error: string | null } {
     const e = this.entry(jobId);
-    return { dir: this.resultDirOf(jobId), state: e.record.state, summary: e.summary, error: e.record.error };
+    return { dir: this.resultDirOf(jobId), state: e.record.state, summary: e.record.summary, error: e.record.error };
   }
 
-  tileStarted(jobId: string, tileId: string, workerId: string, attempt: number): { wanted: boolean } {
-    const entry = this.jobs.get(jobId);
-    if (!entry || entry.record.state !== "scoring") return { wanted: false };
-    const tile = entry.record.tiles.get(tileId);
-    if (!tile || tile.state === "stored" || tile.state === "failed") return { wanted: false };
-    this.event(jobId, { type: "tile-started", tileId, worker: workerId, attempt });
-    return { wanted: true };
+  /** The job's tile key, for a worker that asks over the authenticated channel. */
+  jobKey(jobId: string): Uint8Array {
+    const e = this.entry(jobId);
+    if (!LIVE_JOB_STATES.has(e.record.state)) throw new UnknownJobError(`job ${jobId} is ${e.record.state}: no key`);
+    return e.key;
   }
 
-  tileFailed(jobId: string, tileId: string, workerId: string, attempt: number, error: string, final: boolean): void {
-    if (!this.jobs.has(jobId)) return;
-    this.log(`job ${jobId}: tile ${tileId.slice(0, 12)} failed on ${workerId} (delivery ${attempt}${final ? ", last" : ""}): ${error}`);
-    this.event(jobId, { type: "tile-failed", tileId, worker: workerId, attempt, error, final });
+  async tileStarted(jobId: string, tileId: string, workerId: string, attempt: number): Promise<StartedReply> {
+    return (await this.ask(jobId, (request) => ({ type: "tile-started", request, tileId, worker: workerId, attempt }))) as StartedReply;
+  }
+
+  async tileProgress(jobId: string, tileId: string, workerId: string, attempt: number): Promise<StartedReply> {
+    return (await this.ask(jobId, (request) => ({ type: "tile-progress", request, tileId, worker: workerId, attempt }))) as StartedReply;
+  }
+
+  async tileFailed(jobId: string, tileId: string, workerId: string, attempt: number, error: string, kind: FailureKind): Promise<FailureReply> {
+    return (await this.ask(jobId, (request) => ({ type: "tile-failed", request, tileId, worker: workerId, attempt, error, kind }))) as FailureReply;
   }
 
   /**
-   * Validates a tile result against the plan, stores it durably, then records it. Resolves only
-   * once the tile is on disk: the worker acks its message after this.
+   * A tile result: checked against the plan and the message the coordinator published, then
+   * handed to the machine, which stores it, or finds it a duplicate, a conflict or stale. Resolves
+   * once decided (a stored result is on disk): the worker acks its message after this.
    */
-  async acceptResult(r: ResultUpload): Promise<PutOutcome> {
+  async acceptResult(r: ResultUpload): Promise<"stored" | "duplicate" | "gone" | "conflict"> {
     const entry = this.jobs.get(r.jobId);
-    if (!entry) throw new UnknownJobError(r.jobId);
-    if (!entry.planned) throw new JobNotReadyError(r.jobId);
-    const tile = entry.planned.tiles.get(r.tileId);
-    if (!tile) throw new ProtocolError(`job ${r.jobId} has no tile ${r.tileId}`);
-    const expected = tilePairCount(tile);
-    const d = r.output.distances;
-    if (d.length !== expected) throw new ProtocolError(`tile ${r.tileId}: ${d.length} values, expected ${expected}`);
-    for (let k = 0; k < d.length; k++) {
-      if (!(d[k] >= 0 && d[k] <= 1)) throw new ProtocolError(`tile ${r.tileId}: value ${k} is ${d[k]}, a distance must be within [0, 1]`);
+    if (!entry) throw UnknownJobError.forJob(r.jobId);
+    if (entry.record.state === "planning") throw new CoordinatorUnavailableError(`job ${r.jobId} is still planning`);
+    const problem = entry.record.state === "scoring" ? await this.checkUpload(entry, r) : null;
+    const request = `r${this.nextRequest++}`;
+    if (!problem) entry.uploads.set(request, { output: r.output, worker: r.workerId, attempt: r.attempt, seconds: r.computeSeconds });
+    try {
+      const reply = (await this.askWith(entry, request, { type: "result-received", request, tileId: r.tileId, worker: r.workerId, attempt: r.attempt, problem })) as UploadReply;
+      if (reply.outcome === "rejected") throw new InvalidRequestError(reply.message);
+      if (reply.outcome === "unavailable") throw new CoordinatorUnavailableError(reply.message);
+      return reply.outcome;
+    } finally {
+      entry.uploads.delete(request);
     }
-    if (!Number.isInteger(r.output.truncated) || r.output.truncated < 0 || r.output.truncated > expected) {
-      throw new ProtocolError(`tile ${r.tileId}: truncated count ${r.output.truncated} out of range`);
-    }
-    const outcome = await this.deps.store.put(r.tileId, r.output);
-    entry.traffic.resultBytes += d.byteLength;
-    this.event(r.jobId, { type: "tile-stored", tileId: r.tileId, worker: r.workerId, attempt: r.attempt, seconds: r.computeSeconds, duplicate: outcome === "duplicate" });
-    return outcome;
   }
 
   async close(): Promise<void> {
     this.closed = true;
     for (const e of this.jobs.values()) {
-      if (e.retryTimer) clearTimeout(e.retryTimer);
+      if (e.reconcileTimer) clearInterval(e.reconcileTimer);
       if (e.saveTimer) clearTimeout(e.saveTimer);
     }
-    await Promise.all([...this.jobs.values()].map((e) => this.persist(e).catch(() => undefined)));
+    await this.runner.close();
+    for (const resolve of this.requests.values()) resolve({ outcome: "unavailable", message: "the coordinator is stopping" });
+    this.requests.clear();
+    await Promise.all(
+      [...this.jobs.values()].map(async (e) => {
+        await e.thread?.terminate();
+        e.thread = null;
+        await e.saving.catch(() => undefined);
+        await this.persist(e).catch(() => undefined);
+        await e.story.close();
+      }),
+    );
   }
 
-  // ---- events and effects ----------------------------------------------------------------------
+  // ---- stimuli, instructions and the story -------------------------------------------------------
 
-  private event(jobId: string, event: JobEvent): void {
+  private feed(jobId: string, event: JobEvent, t = Date.now()): void {
     const entry = this.jobs.get(jobId);
     if (!entry) return;
-    let effects: JobEffect[];
-    const before = entry.record.state;
+    const record = entry.record;
+    const stimulus = { id: `s${record.session > 0 ? `${record.session}.` : ""}${entry.stimulusSeq++}`, t, event };
+    let out;
     try {
-      effects = handleJobEvent(entry.record, event, Date.now());
+      out = handleStimulus(record, stimulus);
     } catch (err) {
-      this.log(`job ${jobId}: ${(err as Error).message}`);
+      // An impossible transition is a bug in the machine: say so loudly, keep serving.
+      this.log.error({ job: jobId, ...errorFields(err) }, `job ${jobId}: ${(err as Error).message}`);
       return;
     }
-    if (entry.record.state !== before) {
-      this.log(`job ${jobId}: ${before} -> ${entry.record.state}${entry.record.error ? ` (${entry.record.error})` : ""}`);
-      if (TERMINAL_JOB_STATES.has(entry.record.state)) entry.finishedAt = Date.now();
-    }
-    for (const effect of effects) this.apply(entry, effect);
+    const entries = storyEntries(jobId, stimulus, out.changes, () => entry.storySeq++);
+    entry.story.append(entries);
+    for (const e of entries) this.tell(e);
+    for (const listener of this.storyListeners) for (const e of entries) listener(e);
+    for (const i of out.instructions) this.carryOut(entry, i);
+    if (out.changes.some((c) => c.kind === "job")) void entry.story.sync().catch(() => undefined);
+    // A finished, released job writes no more (a late stimulus reopens the file): close it.
+    if (record.released && record.tasks.size === 0) void entry.story.close();
     const status = this.status(jobId);
-    for (const l of entry.listeners) l(status);
+    for (const l of [...entry.listeners]) l(status);
   }
 
-  private apply(entry: JobEntry, effect: JobEffect): void {
-    switch (effect.type) {
-      case "publish-more":
-        void this.publishMore(entry);
+  /** Logs what matters of a story entry: job changes and warnings at info/warn, the rest at debug. */
+  private tell(e: StoryEntry): void {
+    const job = e.job;
+    switch (e.kind) {
+      case "job":
+        if (e.to === "failed") this.log.warn({ job, from: e.from, to: e.to, error: e.error }, `job ${job}: ${e.from} -> failed: ${e.error}`);
+        else this.log.info({ job, from: e.from, to: e.to }, `job ${job}: ${e.from} -> ${e.to}`);
         break;
-      case "run-selection":
-        void this.finish(entry);
+      case "tile":
+        this.log.debug({ job, tile: e.tile, worker: e.worker ?? undefined, from: e.from, to: e.to, attempt: e.attempt }, `job ${job}: tile ${e.tile.slice(0, 12)} ${e.from} -> ${e.to}`);
         break;
-      case "save-status":
-        this.scheduleSave(entry);
+      case "rejected":
+        this.log.debug({ job, stimulus: e.stimulus, event: e.event }, `job ${job}: ${e.event} not accepted: ${e.reason}`);
         break;
-      case "release-queue":
-        void this.deps.queue.release(entry.record.id).catch((err) => this.log(`job ${entry.record.id}: releasing its queue: ${(err as Error).message}`));
+      case "note":
+        this.log[e.level]({ job, tile: e.tile, worker: e.worker, maxDiff: e.maxDiff }, `job ${job}: ${e.message}`);
+        break;
+      case "task":
+        this.log.debug({ job, task: e.task, phase: e.phase }, `job ${job}: task ${e.task} ${e.phase}`);
+        break;
+      case "stimulus":
+        if (e.event.type === "task-failed" && !e.event.aborted) this.log.warn({ job, task: e.event.task, error: e.event.error, errorType: e.event.errorName }, `job ${job}: task ${e.event.task} failed: ${e.event.error}`);
+        else if (e.event.type === "tile-failed") this.log.warn({ job, tile: e.event.tileId, worker: e.event.worker, attempt: e.event.attempt, kind: e.event.kind, error: e.event.error }, `job ${job}: tile ${e.event.tileId.slice(0, 12)} failed on ${e.event.worker}: ${e.event.error}`);
         break;
     }
   }
 
-  private async plan(entry: JobEntry, resume: boolean): Promise<void> {
-    const id = entry.record.id;
-    const started = Date.now();
-    try {
-      const planned = await planJob(entry.spec, this.deps.maxTileTokens);
-      this.deps.onPlanned?.(id, planned);
-      const files = await publishModel(planned.inputs, this.deps.blobs);
-      await this.deps.jobsKv.put(workKey(id), encodeWorkSpec(workSpecFor(id, entry.spec, planned, files)));
-      await this.deps.queue.open(id, { ackWaitMs: entry.spec.queue.ackWaitSeconds * 1000, maxDeliver: entry.spec.queue.maxDeliver });
-      if (resume) await this.deps.queue.purge(id);
-      entry.planned = planned;
-      entry.loadSeconds = (Date.now() - started) / 1000;
-      if (entry.record.state !== "planning") return;
-      const tiles = [...planned.tiles.values()].map((t) => ({ id: t.id, pairs: tilePairCount(t), stored: this.deps.store.has(t.id) }));
-      this.log(`job ${id}: ${planned.sets.v.length} samples, ${tiles.length} tiles (${tiles.filter((t) => t.stored).length} already stored)`);
-      this.event(id, { type: "planned", tiles });
-    } catch (err) {
-      this.event(id, { type: "planning-failed", error: (err as Error).message });
+  private carryOut(entry: JobEntry, i: Instruction): void {
+    const jobId = entry.record.id;
+    switch (i.type) {
+      case "start":
+        return this.startTask(entry, i);
+      case "abort":
+        return this.runner.abort(jobId, i.task, entry.record.cancelReason ?? entry.record.error ?? "the job ended");
+      case "reply": {
+        const resolve = this.requests.get(i.request);
+        this.requests.delete(i.request);
+        resolve?.(i.reply);
+        return;
+      }
+      case "arm-reconcile":
+        if (entry.reconcileTimer) clearInterval(entry.reconcileTimer);
+        entry.reconcileTimer = setInterval(() => this.feed(jobId, { type: "reconcile-due" }), Math.max(200, i.everyMs));
+        entry.reconcileTimer.unref();
+        return;
+      case "disarm-reconcile":
+        if (entry.reconcileTimer) clearInterval(entry.reconcileTimer);
+        entry.reconcileTimer = null;
+        return;
+      case "save":
+        return this.scheduleSave(entry);
     }
   }
 
-  private async publishMore(entry: JobEntry): Promise<void> {
-    if (entry.publishing) {
-      entry.publishAgain = true;
+  /** Feeds a request stimulus and waits for the machine's reply to it. */
+  private ask(jobId: string, event: (request: string) => JobEvent): Promise<Reply> {
+    const entry = this.jobs.get(jobId);
+    if (!entry) return Promise.reject(UnknownJobError.forJob(jobId));
+    const request = `r${this.nextRequest++}`;
+    return this.askWith(entry, request, event(request));
+  }
+
+  private askWith(entry: JobEntry, request: string, event: JobEvent): Promise<Reply> {
+    if (this.closed) return Promise.reject(new CoordinatorUnavailableError("the coordinator is stopping"));
+    const reply = new Promise<Reply>((resolve) => this.requests.set(request, resolve));
+    this.feed(entry.record.id, event);
+    return reply;
+  }
+
+  private maxDeliveries(m: StoredTileMessage): void {
+    const entry = this.jobs.get(m.jobId);
+    if (!entry) return;
+    // A message that is not the job's own (forged, altered, moved from another job) proves nothing.
+    if (!verifyTileMac(entry.key, m.jobId, m.tileId, m.data, m.mac)) {
+      this.log.warn({ job: m.jobId, tile: m.tileId }, `job ${m.jobId}: ignored a delivery-limit advisory for a message that is not the job's own (bad authentication code)`);
       return;
     }
-    entry.publishing = true;
-    try {
-      do {
-        entry.publishAgain = false;
-        const job = entry.record;
-        if (job.state !== "scoring" || !entry.planned || this.closed) return;
-        let inFlight = 0;
-        const waiting: TileSpec[] = [];
-        for (const [id, t] of job.tiles) {
-          if (t.state === "queued" || t.state === "running") inFlight++;
-          else if (t.state === "planned") waiting.push(entry.planned.tiles.get(id)!);
-        }
-        const batch = waiting.slice(0, Math.max(0, entry.spec.queue.maxQueued - inFlight));
-        const published: string[] = [];
-        try {
-          for (const tile of batch) {
-            const data = encodeTileMessage({ jobId: job.id, tileId: tile.id, work: tileWork(tile, entry.planned.sets.tokens) });
-            await this.deps.queue.publish(job.id, tile.id, data);
-            entry.traffic.tileBytes += data.byteLength;
-            published.push(tile.id);
-          }
-        } catch (err) {
-          this.log(`job ${job.id}: publishing tiles: ${(err as Error).message}; retrying`);
-          this.retryPublish(entry);
-        }
-        if (published.length > 0) this.event(job.id, { type: "tiles-published", tileIds: published });
-      } while (entry.publishAgain);
-    } finally {
-      entry.publishing = false;
-    }
+    this.feed(m.jobId, { type: "tile-max-deliveries", tileId: m.tileId });
   }
 
-  private retryPublish(entry: JobEntry): void {
-    if (entry.retryTimer || this.closed) return;
-    entry.retryTimer = setTimeout(() => {
-      entry.retryTimer = null;
-      void this.publishMore(entry);
-    }, RETRY_MS);
-  }
+  // ---- tasks ----------------------------------------------------------------------------------
 
-  private async finish(entry: JobEntry): Promise<void> {
+  private startTask(entry: JobEntry, i: Extract<Instruction, { type: "start" }> & TaskStart): void {
     const id = entry.record.id;
-    try {
-      const planned = entry.planned!;
-      const result = await finishJob(
-        entry.spec,
-        planned,
-        (t) => this.deps.store.get(t.id),
-        this.resultDirOf(id),
-        { loadSeconds: entry.loadSeconds, kernelSeconds: (Date.now() - entry.record.createdAt) / 1000 - entry.loadSeconds, startedAt: entry.record.createdAt },
-        { computed: entry.record.counts.tilesDone - entry.record.counts.tilesReused, reused: entry.record.counts.tilesReused },
-      );
-      entry.summary = result.summary;
-      this.log(`job ${id}: ${result.summary}`);
-      this.event(id, { type: "selection-done" });
-    } catch (err) {
-      this.event(id, { type: "selection-failed", error: (err as Error).message });
+    const bodies: Record<TaskStart["kind"], () => TaskBody> = {
+      plan: () => (ctx) => this.planTask(entry, ctx, (i as { resume: boolean }).resume),
+      publish: () => (ctx) => this.publishTask(entry, ctx, (i as { tileIds: string[] }).tileIds),
+      store: () => (ctx) => this.storeTask(entry, ctx, i as { tileId: string; request: string }),
+      reconcile: () => (ctx) => this.reconcileTask(entry, ctx, (i as { tileIds: string[] }).tileIds),
+      select: () => (ctx) => this.selectTask(entry, ctx),
+      write: () => (ctx) => this.writeTask(entry, ctx),
+      release: () => (ctx) => this.releaseTask(entry, ctx),
+    };
+    this.runner.start(id, i.task, i.kind, bodies[i.kind](), i.kind === "store" ? { request: (i as { request: string }).request } : {});
+  }
+
+  private threadOf(entry: JobEntry): JobThread {
+    entry.thread ??= new JobThread(entry.record.id, (point) => announceHold(point, entry.record.id));
+    return entry.thread;
+  }
+
+  private async planTask(entry: JobEntry, ctx: TaskContext, resume: boolean): Promise<JobEvent> {
+    const id = entry.record.id;
+    const spec = entry.spec!;
+    if (entry.thread) await entry.thread.terminate();
+    entry.thread = null;
+    const plan = await this.threadOf(entry).call(
+      "plan",
+      { spec, key: entry.key, storeDir: this.deps.store.dir, maxTileTokens: this.deps.maxTileTokens, describe: this.deps.onPlanned !== undefined },
+      { signal: ctx.signal },
+    );
+    entry.loadSeconds = plan.loadSeconds;
+    if (plan.description) this.deps.onPlanned?.(id, plan.description);
+    // The model bundle and the work spec need only the bundle and the prompts; the samples stay in the thread.
+    const planned = { inputs: { bundle: plan.bundle, prompts: plan.prompts } } as unknown as PlannedJob;
+    const files = await publishModel(planned.inputs, this.deps.blobs);
+    ctx.signal.throwIfAborted();
+    await this.deps.jobsKv.put(workKey(id), encodeWorkSpec(workSpecFor(id, spec, planned, files)));
+    await this.deps.queue.open(id, { ackWaitMs: spec.queue.ackWaitSeconds * 1000, maxDeliver: spec.queue.maxDeliver });
+    if (resume) await this.deps.queue.purge(id);
+    await holdAt("planning", id, ctx.signal);
+    const tiles = plan.tiles.map((t) => ({ id: t.id, pairs: t.pairs, stored: this.deps.store.has(t.id) }));
+    this.log.info({ job: id, samples: plan.samples, tiles: tiles.length, stored: tiles.filter((t) => t.stored).length }, `job ${id}: ${plan.samples} samples, ${tiles.length} tiles (${tiles.filter((t) => t.stored).length} already stored)`);
+    return { type: "plan-done", task: ctx.id, tiles, samples: plan.samples };
+  }
+
+  private async publishTask(entry: JobEntry, ctx: TaskContext, tileIds: string[]): Promise<JobEvent> {
+    const id = entry.record.id;
+    let bytes = 0;
+    for (let k = 0; k < tileIds.length; k += 16) {
+      const messages = await this.threadOf(entry).call("tiles", { ids: tileIds.slice(k, k + 16) }, { signal: ctx.signal });
+      for (const m of messages) {
+        await retrying(() => this.deps.queue.publish(id, m.id, m.data, m.mac), ctx.signal, (err, wait) =>
+          this.log.warn({ job: id, tile: m.id, ...errorFields(err) }, `job ${id}: publishing tile ${m.id.slice(0, 12)} failed (${(err as Error).message}); retrying in ${wait} ms`),
+        );
+        entry.macs.set(m.id, m.mac);
+        bytes += m.data.byteLength;
+      }
     }
+    entry.traffic.tileBytes += bytes;
+    return { type: "publish-done", task: ctx.id, tileIds, bytes };
+  }
+
+  private async storeTask(entry: JobEntry, ctx: TaskContext, i: { tileId: string; request: string }): Promise<JobEvent> {
+    const upload = entry.uploads.get(i.request);
+    if (!upload) throw new Error(`no upload for request ${i.request}`);
+    // Held at scoring (a test hook): after the first stored tile nothing more is stored, so the job stays there.
+    if (entry.storedOnce && holdRequested("scoring")) await abortion(ctx.signal);
+    const r = await this.deps.store.putOrCompare(i.tileId, upload.output);
+    const bytes = upload.output.distances.byteLength;
+    if (r.outcome === "stored") {
+      entry.traffic.resultBytes += bytes;
+      if (!entry.storedOnce) {
+        entry.storedOnce = true;
+        await holdAt("scoring", entry.record.id, ctx.signal);
+      }
+    }
+    return { type: "store-done", task: ctx.id, request: i.request, tileId: i.tileId, worker: upload.worker, attempt: upload.attempt, seconds: upload.seconds, bytes, ...r };
+  }
+
+  private async reconcileTask(entry: JobEntry, ctx: TaskContext, tileIds: string[]): Promise<JobEvent> {
+    const id = entry.record.id;
+    // The queue first, then the store: a tile stored and acked in between is then seen as stored.
+    const queue = await this.deps.queue.inspect(id).catch((err) => {
+      this.log.warn({ job: id, ...errorFields(err) }, `job ${id}: reconcile could not read the queue: ${(err as Error).message}`);
+      return null;
+    });
+    return { type: "reconcile-done", task: ctx.id, queue, stored: tileIds.filter((t) => this.deps.store.has(t)) };
+  }
+
+  private async selectTask(entry: JobEntry, ctx: TaskContext): Promise<JobEvent> {
+    const r = entry.record;
+    const startedAt = r.createdAt;
+    await this.threadOf(entry).call(
+      "select",
+      {
+        timings: { loadSeconds: entry.loadSeconds, kernelSeconds: (Date.now() - startedAt) / 1000 - entry.loadSeconds, startedAt },
+        tiles: { computed: r.counts.tilesDone - r.counts.tilesReused, reused: r.counts.tilesReused },
+      },
+      { signal: ctx.signal },
+    );
+    return { type: "select-done", task: ctx.id };
+  }
+
+  private async writeTask(entry: JobEntry, ctx: TaskContext): Promise<JobEvent> {
+    const target = this.resultDirOf(entry.record.id);
+    const staging = join(dirname(target), `.${basename(target)}.staging-${ctx.id}-${randomBytes(3).toString("hex")}`);
+    const owned = entry.spec!.kind === "kernel" ? KERNEL_FILES : [...SELECTION_FILES, "kernel"];
+    await mkdir(staging, { recursive: true });
+    try {
+      const { summary } = await this.threadOf(entry).call("write", { dir: join(staging, "out") }, { signal: ctx.signal });
+      await commitOutput(join(staging, "out"), target, owned, ctx.signal);
+      this.log.info({ job: entry.record.id, dir: target }, `job ${entry.record.id}: ${summary}`);
+      return { type: "write-done", task: ctx.id, summary };
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
+  }
+
+  private async releaseTask(entry: JobEntry, ctx: TaskContext): Promise<JobEvent> {
+    const id = entry.record.id;
+    await this.runner.settled(id, ctx.id);
+    const warn = (what: string) => (err: unknown, wait: number) =>
+      this.log.warn({ job: id, ...errorFields(err) }, `job ${id}: ${what} failed (${(err as Error).message}); retrying in ${wait} ms`);
+    await retrying(() => this.deps.queue.release(id), ctx.signal, warn("releasing its queue"));
+    await retrying(() => this.deps.jobsKv.delete(workKey(id)), ctx.signal, warn("deleting its work spec"));
+    await retrying(() => this.deps.jobsKv.delete(statusKey(id)), ctx.signal, warn("deleting its status record"));
+    await retrying(() => this.saveActive(), ctx.signal, warn("updating the active jobs"));
+    await entry.thread?.terminate();
+    entry.thread = null;
+    entry.macs.clear();
+    return { type: "release-done", task: ctx.id };
+  }
+
+  /** Checks a result's shape and that it answers the message this coordinator published (its MAC). */
+  private async checkUpload(entry: JobEntry, r: ResultUpload): Promise<string | null> {
+    const tile = entry.record.tiles.get(r.tileId);
+    if (!tile) return null;
+    const d = r.output.distances;
+    if (d.length !== tile.pairs) return `tile ${r.tileId}: ${d.length} values, expected ${tile.pairs}`;
+    for (let k = 0; k < d.length; k++) if (!(d[k] >= 0 && d[k] <= 1)) return `tile ${r.tileId}: value ${k} is ${d[k]}, a distance must be within [0, 1]`;
+    if (!Number.isInteger(r.output.truncated) || r.output.truncated < 0 || r.output.truncated > d.length) return `tile ${r.tileId}: truncated count ${r.output.truncated} out of range`;
+    let expected = entry.macs.get(r.tileId) ?? null;
+    if (expected === null && entry.thread?.alive !== false) {
+      expected = (await this.threadOf(entry).call("macs", { ids: [r.tileId] }).catch(() => [{ mac: null }]))[0].mac;
+    }
+    if (!sameMac(expected, r.mac)) return `tile ${r.tileId}: the result answers a message this coordinator did not publish (its authentication code does not match): a forged or altered tile`;
+    return null;
   }
 
   // ---- persistence ----------------------------------------------------------------------------
@@ -295,72 +556,116 @@ export class Coordinator {
     const stateChanged = entry.lastSavedState !== entry.record.state;
     if (entry.saveTimer && !stateChanged) return;
     if (entry.saveTimer) clearTimeout(entry.saveTimer);
-    entry.saveTimer = setTimeout(
-      () => {
-        entry.saveTimer = null;
-        void this.persist(entry).catch((err) => {
-          this.log(`job ${entry.record.id}: saving status: ${(err as Error).message}; retrying`);
-          this.scheduleSave(entry);
+    const run = () => {
+      entry.saveTimer = null;
+      entry.saving = entry.saving
+        .then(() => this.persist(entry))
+        .catch((err) => {
+          this.log.warn({ job: entry.record.id, ...errorFields(err) }, `job ${entry.record.id}: saving its state failed (${(err as Error).message}); retrying`);
+          if (!this.closed) entry.saveTimer = setTimeout(run, 1000);
         });
-      },
-      stateChanged ? 0 : SAVE_INTERVAL_MS,
-    );
+    };
+    if (stateChanged) run();
+    else entry.saveTimer = setTimeout(run, SAVE_INTERVAL_MS);
   }
 
   private async persist(entry: JobEntry): Promise<void> {
     const r = entry.record;
     const stateChanged = entry.lastSavedState !== r.state;
     entry.lastSavedState = r.state;
-    await saveState(this.deps.dataDir, r.id, { state: r.state, error: r.error, createdAt: r.createdAt, finishedAt: entry.finishedAt, summary: entry.summary, failedDuring: r.failedDuring });
-    const status = this.status(r.id);
-    await this.deps.jobsKv.put(statusKey(r.id), new TextEncoder().encode(JSON.stringify(status)));
+    const saved: SavedJobState = {
+      state: r.state,
+      error: r.error,
+      createdAt: r.createdAt,
+      finishedAt: r.finishedAt,
+      summary: r.summary,
+      failedDuring: r.failedDuring,
+      settings: r.settings,
+      counts: r.counts,
+      session: r.session,
+      released: r.released,
+    };
+    await saveState(this.deps.dataDir, r.id, saved);
+    if (LIVE_JOB_STATES.has(r.state) || r.state === "cancelling") await this.deps.jobsKv.put(statusKey(r.id), JobStatusRecord.encode(this.status(r.id) as never));
     if (stateChanged) await this.saveActive();
   }
 
-  private async saveActive(): Promise<void> {
-    const active = [...this.jobs.values()].filter((e) => e.record.state === "scoring").map((e) => e.record.id);
-    await this.deps.jobsKv.put(ACTIVE_JOBS_KEY, new TextEncoder().encode(JSON.stringify(active)));
+  /** The active jobs record, written in order (a slow early write must not overwrite a later one). */
+  private saveActive(): Promise<void> {
+    const next = this.savingActive.catch(() => undefined).then(() => {
+      const active = [...this.jobs.values()].filter((e) => e.record.state === "scoring").map((e) => e.record.id);
+      return this.deps.jobsKv.put(ACTIVE_JOBS_KEY, ActiveJobsRecord.encode(active));
+    });
+    this.savingActive = next;
+    return next;
   }
 
   private async resumeSaved(): Promise<void> {
     for (const saved of await listSavedJobs(this.deps.dataDir)) {
-      const record = newJob(saved.jobId, saved.state.createdAt);
-      const terminal = TERMINAL_JOB_STATES.has(saved.state.state);
-      if (terminal) {
-        record.state = saved.state.state;
-        record.error = saved.state.error;
-        record.failedDuring = (saved.state.failedDuring as JobRecord["failedDuring"]) ?? null;
-      }
-      const entry = this.addEntry(saved.jobId, saved.spec, record);
-      entry.finishedAt = saved.state.finishedAt;
-      entry.summary = saved.state.summary ?? null;
-      entry.lastSavedState = terminal ? record.state : null;
-      if (!terminal) {
-        this.log(`job ${saved.jobId}: resuming (was ${saved.state.state})`);
+      if (!saved.ok) {
+        const settings = saved.spec ? this.settingsFor(saved.spec) : this.settingsFor(null);
+        const record = newJob(saved.jobId, saved.createdAt || Date.now(), settings);
+        record.state = "failed";
+        record.failedDuring = "planning";
+        record.finishedAt = Date.now();
+        record.error = `the coordinator could not read this job's saved state: ${saved.path} is ${saved.problem}`;
+        this.log.error({ job: saved.jobId, path: saved.path, problem: saved.problem }, `job ${saved.jobId}: ${saved.path} is ${saved.problem}: the job is marked failed`);
+        const entry = this.addEntry(record, saved.spec, randomBytes(TILE_KEY_BYTES));
         await this.persist(entry).catch(() => undefined);
-        void this.plan(entry, true);
+        continue;
       }
+      const s = saved.state;
+      const record = newJob(saved.jobId, s.createdAt, s.settings ?? this.settingsFor(saved.spec));
+      record.session = s.session ?? 0;
+      const key = saved.key ?? randomBytes(TILE_KEY_BYTES);
+      if (!saved.key) await saveKey(this.deps.dataDir, saved.jobId, key);
+      if (TERMINAL_JOB_STATES.has(s.state)) {
+        Object.assign(record, { state: s.state, error: s.error, failedDuring: (s.failedDuring as JobState) ?? null, finishedAt: s.finishedAt, summary: s.summary ?? null, released: s.released ?? true });
+        if (s.counts) record.counts = s.counts;
+        const entry = this.addEntry(record, saved.spec, key);
+        entry.lastSavedState = record.state;
+        if (!record.released) this.feed(saved.jobId, { type: "resumed", was: s.state, session: record.session + 1 });
+        continue;
+      }
+      this.addEntry(record, saved.spec, key);
+      this.log.info({ job: saved.jobId, was: s.state }, `job ${saved.jobId}: resuming (was ${s.state})`);
+      if (s.state === "cancelling") this.feed(saved.jobId, { type: "cancel", reason: s.error ?? "cancelled by user" });
+      else this.feed(saved.jobId, { type: "resumed", was: s.state, session: record.session + 1 });
     }
     await this.saveActive().catch(() => undefined);
   }
 
-  private addEntry(id: string, spec: JobSpec, record: JobRecord): JobEntry {
+  private settingsFor(spec: JobSpec | null): JobSettings {
+    return {
+      kind: spec?.kind ?? "select",
+      ackWaitMs: (spec?.queue.ackWaitSeconds ?? 30) * 1000,
+      maxDeliver: spec?.queue.maxDeliver ?? 5,
+      maxQueued: spec?.queue.maxQueued ?? 256,
+      conflictTolerance: this.deps.conflictTolerance ?? DEFAULT_CONFLICT_TOLERANCE,
+    };
+  }
+
+  private addEntry(record: JobRecord, spec: JobSpec | null, key: Uint8Array): JobEntry {
     const entry: JobEntry = {
       record,
       spec,
-      planned: null,
-      finishedAt: null,
-      publishing: false,
-      publishAgain: false,
-      retryTimer: null,
-      saveTimer: null,
-      lastSavedState: null,
-      listeners: new Set(),
+      key,
+      thread: null,
+      macs: new Map(),
+      uploads: new Map(),
       loadSeconds: 0,
-      summary: null,
+      listeners: new Set(),
+      story: new StoryLog(storyPath(this.deps.dataDir, record.id)),
+      storySeq: 0,
+      stimulusSeq: 1,
+      reconcileTimer: null,
+      saveTimer: null,
+      saving: Promise.resolve(),
+      lastSavedState: null,
       traffic: { tileBytes: 0, resultBytes: 0 },
+      storedOnce: false,
     };
-    this.jobs.set(id, entry);
+    this.jobs.set(record.id, entry);
     return entry;
   }
 
@@ -370,11 +675,56 @@ export class Coordinator {
 
   private entry(jobId: string): JobEntry {
     const e = this.jobs.get(jobId);
-    if (!e) throw new UnknownJobError(jobId);
+    if (!e) throw UnknownJobError.forJob(jobId);
     return e;
   }
 }
 
 function newJobId(): string {
   return `j${Date.now().toString(36)}${randomBytes(3).toString("hex")}`;
+}
+
+/**
+ * Moves a staged result into place. The renames are synchronous, after the last abort check: no
+ * cancel can come between the check and the result being there, so a cancelled job never leaves
+ * a result behind and a result that is there was never cancelled.
+ */
+async function commitOutput(staged: string, target: string, owned: string[], signal: AbortSignal): Promise<void> {
+  await assertReplaceable(target, owned);
+  await mkdir(dirname(target), { recursive: true });
+  signal.throwIfAborted();
+  const old = `${join(dirname(target), `.${basename(target)}`)}.old-${randomBytes(3).toString("hex")}`;
+  const replacing = existsSync(target);
+  if (replacing) renameSync(target, old);
+  renameSync(staged, target);
+  if (replacing) await rm(old, { recursive: true, force: true });
+  await syncDir(dirname(target)).catch(() => undefined);
+}
+
+/** Resolves never; rejects when `signal` aborts. */
+function abortion(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    const stop = () => reject(signal.reason instanceof Error ? signal.reason : new AbortedError());
+    if (signal.aborted) stop();
+    else signal.addEventListener("abort", stop, { once: true });
+  });
+}
+
+/** Runs `fn` until it succeeds, waiting longer after each failure (0.5 s up to 10 s); stops when aborted. */
+async function retrying<T>(fn: () => Promise<T>, signal: AbortSignal, onError: (err: unknown, waitMs: number) => void): Promise<T> {
+  let wait = 500;
+  for (;;) {
+    signal.throwIfAborted();
+    try {
+      return await fn();
+    } catch (err) {
+      if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new AbortedError();
+      onError(err, wait);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, wait);
+        signal.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
+      });
+      wait = Math.min(wait * 2, 10_000);
+    }
+  }
 }

@@ -6,7 +6,8 @@ import { assembleKernel } from "../kernel/assemble-kernel.js";
 import { buildReport } from "../select/build-report.js";
 import { cosineKernel, sparseCosineKernel } from "../select/cosine-kernel.js";
 import { withRandomColumns } from "../plan/candidates.js";
-import { runSelection, type SelectionSettings } from "../select/run-selection.js";
+import { runSelection, type SelectionOutcome, type SelectionSettings } from "../select/run-selection.js";
+import type { SelectionReport } from "../report/types.js";
 import { writeSelection } from "../select/write-selection.js";
 import type { TileSpec } from "../plan/tile-spec.js";
 import type { PlannedJob } from "./plan-job.js";
@@ -65,31 +66,29 @@ export async function seKernels(spec: JobSpec, planned: PlannedJob): Promise<{ m
   };
 }
 
-/**
- * The end of a job: kernel jobs write the kernel; selection jobs select and write
- * selected.jsonl, report.json and report.html (and the kernel when asked). All into `out`.
- */
-export async function finishJob(
+/** A selection made and reported, not yet written. */
+export type SelectedJob = {
+  outcome: SelectionOutcome;
+  report: SelectionReport;
+  /** The unscaled V x V utility kernel, kept for --save-kernel (the selection scales its own copy). */
+  utilityToSave: UtilityKernel | null;
+};
+
+/** The selection of a job: assembles (or computes, for SE) its kernels, selects, builds the report. */
+export async function selectJob(
   spec: JobSpec,
   planned: PlannedJob,
   read: (tile: TileSpec) => Promise<TileOutput>,
-  out: string,
   timings: JobTimings,
   tiles: { computed: number; reused: number },
-): Promise<{ summary: string }> {
+): Promise<SelectedJob> {
   const kernelStarted = performance.now();
   const assembled = spec.selection.kernelType === "utility" ? await assembleJobKernels(planned, read) : [];
   const utility = planned.reusedKernel ? [planned.reusedKernel, ...assembled] : assembled;
-  if (spec.kind === "kernel") {
-    const kernel = utility[0];
-    kernel.metadata.data = spec.data;
-    await writeKernel(out, kernel);
-    const t = kernel.metadata.truncated;
-    return { summary: `kernel ${kernel.metadata.nRows} x ${kernel.metadata.nCols}; truncated: ${t.pairs} pair and ${t.baseline} baseline prompts` };
-  }
+  // runSelection scales its kernels in place: what --save-kernel writes is a copy of the values
+  // before, the utility kernel exactly as "delift kernel" writes it.
+  const utilityToSave = spec.saveKernel && utility[0] ? { ...utility[0], csc: { ...utility[0].csc, values: utility[0].csc.values.slice() } } : null;
   const kernels = spec.selection.kernelType === "se" ? await seKernels(spec, planned) : { main: utility[0].csc, second: utility[1]?.csc ?? null };
-  // runSelection scales the kernels in place: --save-kernel writes the utility values, so keep them.
-  const saved = spec.saveKernel && utility[0] ? { ...utility[0], csc: { ...utility[0].csc, values: Float32Array.from(utility[0].csc.values) } } : null;
   const kernelSeconds = timings.kernelSeconds + (performance.now() - kernelStarted) / 1000;
 
   const { sets } = planned;
@@ -140,10 +139,18 @@ export async function finishJob(
     scaled: kernels,
     timings: { loadSeconds: timings.loadSeconds, kernelSeconds, totalSeconds: (Date.now() - timings.startedAt) / 1000 },
   });
+  return { outcome, report, utilityToSave };
+}
+
+/** Writes a selection into `out`: selected.jsonl, report.json, report.html (and kernel/ when asked). */
+export async function writeSelectedJob(spec: JobSpec, planned: PlannedJob, selected: SelectedJob, out: string): Promise<{ summary: string }> {
+  const { sets } = planned;
+  const sel = spec.selection;
+  const { outcome, report, utilityToSave } = selected;
   await writeSelection(out, { records: sets.candidates.map((s) => s.record), order: outcome.result.order, gains: outcome.result.gains }, report, {
     names: ["kernel"],
     write: async (tmp) => {
-      if (saved) await writeKernel(join(tmp, "kernel"), { ...saved, metadata: { ...saved.metadata, data: spec.data } });
+      if (utilityToSave) await writeKernel(join(tmp, "kernel"), { ...utilityToSave, metadata: { ...utilityToSave.metadata, data: spec.data } });
     },
   });
   const r = report.result;
@@ -153,4 +160,29 @@ export async function finishJob(
       `f(A) = ${r.value.toFixed(4)} (${((100 * r.value) / (r.valueOfAll || 1)).toFixed(1)}% of f(V))` +
       (r.ratioToLazy !== null && sel.optimizer !== "lazy" ? `, ${r.ratioToLazy.toFixed(4)} of lazy greedy` : ""),
   };
+}
+
+/** A kernel job's result: the assembled utility kernel, written into `out`. */
+export async function writeKernelJob(spec: JobSpec, planned: PlannedJob, read: (tile: TileSpec) => Promise<TileOutput>, out: string): Promise<{ summary: string }> {
+  const kernel = (await assembleJobKernels(planned, read))[0];
+  kernel.metadata.data = spec.data;
+  await writeKernel(out, kernel);
+  const t = kernel.metadata.truncated;
+  return { summary: `kernel ${kernel.metadata.nRows} x ${kernel.metadata.nCols}; truncated: ${t.pairs} pair and ${t.baseline} baseline prompts` };
+}
+
+/**
+ * The end of a job in one call: kernel jobs write the kernel; selection jobs select and write
+ * selected.jsonl, report.json and report.html (and the kernel when asked). All into `out`.
+ */
+export async function finishJob(
+  spec: JobSpec,
+  planned: PlannedJob,
+  read: (tile: TileSpec) => Promise<TileOutput>,
+  out: string,
+  timings: JobTimings,
+  tiles: { computed: number; reused: number },
+): Promise<{ summary: string }> {
+  if (spec.kind === "kernel") return writeKernelJob(spec, planned, read, out);
+  return writeSelectedJob(spec, planned, await selectJob(spec, planned, read, timings, tiles), out);
 }

@@ -1,10 +1,22 @@
-import { mkdir, readdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import type { JobSpec } from "../jobs/job-spec.js";
-import type { JobState } from "../jobs/job-state.js";
+import type { JobCounts, JobSettings, JobState } from "../jobs/job-state.js";
+import { syncDir } from "../store/tile-store.js";
 
-/** What survives a coordinator restart besides the tile store: each job's spec and last state. */
-export type SavedJobState = { state: JobState; error: string | null; createdAt: number; finishedAt: number | null; summary?: string | null; failedDuring?: string | null };
+/** What survives a coordinator restart besides the tile store and the story: each job's spec and last state. */
+export type SavedJobState = {
+  state: JobState;
+  error: string | null;
+  createdAt: number;
+  finishedAt: number | null;
+  summary?: string | null;
+  failedDuring?: string | null;
+  settings?: JobSettings;
+  counts?: JobCounts;
+  session?: number;
+  released?: boolean;
+};
 
 export function jobDir(dataDir: string, jobId: string): string {
   return join(dataDir, "jobs", jobId);
@@ -14,8 +26,13 @@ export function resultDir(dataDir: string, jobId: string): string {
   return join(jobDir(dataDir, jobId), "result");
 }
 
+export function storyPath(dataDir: string, jobId: string): string {
+  return join(jobDir(dataDir, jobId), "story.jsonl");
+}
+
 export async function saveSpec(dataDir: string, jobId: string, spec: JobSpec): Promise<void> {
   await mkdir(jobDir(dataDir, jobId), { recursive: true });
+  await syncDir(join(dataDir, "jobs"));
   await atomicWrite(join(jobDir(dataDir, jobId), "spec.json"), JSON.stringify(spec, null, 1));
 }
 
@@ -23,24 +40,65 @@ export async function saveState(dataDir: string, jobId: string, state: SavedJobS
   await atomicWrite(join(jobDir(dataDir, jobId), "state.json"), JSON.stringify(state));
 }
 
-export async function listSavedJobs(dataDir: string): Promise<{ jobId: string; spec: JobSpec; state: SavedJobState }[]> {
-  const root = join(dataDir, "jobs");
-  const ids = await readdir(root).catch(() => [] as string[]);
-  const out: { jobId: string; spec: JobSpec; state: SavedJobState }[] = [];
-  for (const jobId of ids) {
-    try {
-      const spec = JSON.parse(await readFile(join(root, jobId, "spec.json"), "utf8")) as JobSpec;
-      const state = JSON.parse(await readFile(join(root, jobId, "state.json"), "utf8")) as SavedJobState;
-      out.push({ jobId, spec, state });
-    } catch {
-      // A job directory without both files never got past submission: nothing to resume.
-    }
-  }
-  return out.sort((a, b) => a.state.createdAt - b.state.createdAt);
+/** The job's secret tile key (never leaves the coordinator but over authenticated gRPC). */
+export async function saveKey(dataDir: string, jobId: string, key: Uint8Array): Promise<void> {
+  await atomicWrite(join(jobDir(dataDir, jobId), "tile.key"), Buffer.from(key).toString("hex"), 0o600);
 }
 
-async function atomicWrite(path: string, text: string): Promise<void> {
+export type SavedJob =
+  | { jobId: string; ok: true; spec: JobSpec; state: SavedJobState; key: Uint8Array | null }
+  /** A job directory whose files cannot be read: reported and marked failed, never dropped. */
+  | { jobId: string; ok: false; problem: string; path: string; spec: JobSpec | null; createdAt: number };
+
+export async function listSavedJobs(dataDir: string): Promise<SavedJob[]> {
+  const root = join(dataDir, "jobs");
+  const ids = await readdir(root).catch(() => [] as string[]);
+  const out: SavedJob[] = [];
+  for (const jobId of ids) {
+    const dir = join(root, jobId);
+    const spec = await readJson<JobSpec>(join(dir, "spec.json"));
+    const state = await readJson<SavedJobState>(join(dir, "state.json"));
+    if (spec.ok && state.ok && isSavedState(state.value)) {
+      const key = await readFile(join(dir, "tile.key"), "utf8").then((h) => (/^[0-9a-f]{64}$/.test(h.trim()) ? Buffer.from(h.trim(), "hex") : null), () => null);
+      out.push({ jobId, ok: true, spec: spec.value, state: state.value, key });
+      continue;
+    }
+    const bad = !spec.ok ? spec : !state.ok ? state : { path: join(dir, "state.json"), problem: "not a job state" };
+    out.push({ jobId, ok: false, problem: bad.problem, path: bad.path, spec: spec.ok ? spec.value : null, createdAt: state.ok && typeof state.value.createdAt === "number" ? state.value.createdAt : 0 });
+  }
+  return out.sort((a, b) => createdAt(a) - createdAt(b));
+}
+
+const createdAt = (j: SavedJob) => (j.ok ? j.state.createdAt : j.createdAt);
+
+function isSavedState(v: SavedJobState): boolean {
+  return !!v && typeof v === "object" && typeof v.state === "string" && typeof v.createdAt === "number";
+}
+
+async function readJson<T>(path: string): Promise<{ ok: true; value: T } | { ok: false; path: string; problem: string }> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    return { ok: false, path, problem: (err as NodeJS.ErrnoException).code === "ENOENT" ? "missing" : (err as Error).message };
+  }
+  try {
+    return { ok: true, value: JSON.parse(text) as T };
+  } catch (err) {
+    return { ok: false, path, problem: `unreadable (${text.length} bytes): ${(err as Error).message}` };
+  }
+}
+
+/** Temp file, fsync, rename, fsync of the directory: a crash leaves the old file or the new one, whole. */
+export async function atomicWrite(path: string, text: string, mode = 0o644): Promise<void> {
   const tmp = `${path}.tmp`;
-  await writeFile(tmp, text);
+  const file = await open(tmp, "w", mode);
+  try {
+    await file.writeFile(text);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
   await rename(tmp, path);
+  await syncDir(join(path, ".."));
 }

@@ -13,7 +13,7 @@ export function jobStatus(
   return {
     jobId: job.id,
     state: job.state,
-    tilesTotal: job.tiles.size,
+    tilesTotal: job.counts.tilesTotal,
     tilesDone: job.counts.tilesDone,
     tilesReused: job.counts.tilesReused,
     pairsTotal: job.counts.pairsTotal,

@@ -7,6 +7,9 @@ import { decodeTileFile, encodeTileFile } from "./tile-file.js";
 
 export type PutOutcome = "stored" | "duplicate";
 
+/** What putting a result found: stored now, or already there (and how far the new values are from it). */
+export type PutOrCompare = { outcome: "stored" } | { outcome: "exists"; maxDiff: number; truncated: { stored: number; received: number } };
+
 const TILE_ID = /^[0-9a-f]{64}$/;
 
 /**
@@ -18,7 +21,7 @@ const TILE_ID = /^[0-9a-f]{64}$/;
 export class TileStore {
   private readonly known = new Set<string>();
   /** Puts in flight per tile, so a duplicate arriving at the same moment is compared, not raced. */
-  private readonly writing = new Map<string, Promise<PutOutcome>>();
+  private readonly writing = new Map<string, Promise<PutOrCompare>>();
 
   private constructor(readonly dir: string) {}
 
@@ -44,12 +47,25 @@ export class TileStore {
     return this.known.size;
   }
 
+  /** Stores the tile; same bytes again are a duplicate, different bytes a TileConflictError. */
   async put(id: string, output: TileOutput): Promise<PutOutcome> {
+    const r = await this.putOrCompare(id, output);
+    if (r.outcome === "stored") return "stored";
+    if (r.maxDiff === 0 && r.truncated.stored === r.truncated.received) return "duplicate";
+    throw new TileConflictError(id, `tile ${id} is already stored with different values (up to ${r.maxDiff} apart)`);
+  }
+
+  /**
+   * Stores the tile durably, or, when it is already stored, compares: the caller decides what a
+   * difference means (the job's machine: within its tolerance a duplicate, else a conflict). Puts
+   * of one tile are serialised, so two uploads arriving together are compared, not raced.
+   */
+  async putOrCompare(id: string, output: TileOutput): Promise<PutOrCompare> {
     if (!TILE_ID.test(id)) throw new Error(`invalid tile id "${id}"`);
     const previous = this.writing.get(id);
-    const next = (previous ?? Promise.resolve("stored" as PutOutcome))
-      .catch(() => "stored" as PutOutcome)
-      .then(() => this.putNow(id, encodeTileFile(output)));
+    const next = (previous ?? Promise.resolve(null))
+      .catch(() => null)
+      .then(() => this.putNow(id, output));
     this.writing.set(id, next);
     try {
       return await next;
@@ -58,12 +74,12 @@ export class TileStore {
     }
   }
 
-  private async putNow(id: string, bytes: Uint8Array): Promise<PutOutcome> {
+  private async putNow(id: string, output: TileOutput): Promise<PutOrCompare> {
     if (this.known.has(id)) {
-      const stored = await readFile(this.path(id));
-      if (Buffer.compare(stored, bytes) === 0) return "duplicate";
-      throw new TileConflictError(id, `tile ${id} is already stored with different values (non-deterministic worker or mixed builds)`);
+      const stored = await this.get(id);
+      return { outcome: "exists", maxDiff: maxAbsDifference(stored.distances, output.distances), truncated: { stored: stored.truncated, received: output.truncated } };
     }
+    const bytes = encodeTileFile(output);
     const tmp = join(this.dir, "tmp", `${id}.${randomUUID()}`);
     const file = await open(tmp, "w");
     try {
@@ -76,7 +92,7 @@ export class TileStore {
     await rename(tmp, this.path(id));
     await syncDir(join(this.dir, id.slice(0, 2)));
     this.known.add(id);
-    return "stored";
+    return { outcome: "stored" };
   }
 
   async get(id: string): Promise<TileOutput> {
@@ -88,7 +104,29 @@ export class TileStore {
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
+/**
+ * Largest |a[k] - b[k]|; Infinity when the lengths differ. Distances and utilities differ by the
+ * same amounts (UF = d0 - d1 with a shared d0), so this is the difference on utilities too.
+ */
+export function maxAbsDifference(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Infinity;
+  let max = 0;
+  for (let k = 0; k < a.length; k++) {
+    const d = Math.abs(a[k] - b[k]);
+    if (!(d <= max)) max = Number.isNaN(d) ? Infinity : d;
+  }
+  return max;
+}
+
+/** Reads one stored tile without opening the store (the job's worker thread assembles kernels this way). */
+export async function readStoredTile(dir: string, id: string): Promise<TileOutput> {
+  if (!TILE_ID.test(id)) throw new Error(`invalid tile id "${id}"`);
+  const path = join(dir, id.slice(0, 2), `${id}.tile`);
+  return decodeTileFile(await readFile(path), path);
+}
+
+/** fsync of a directory, so a rename in it survives a crash. */
+export async function syncDir(dir: string): Promise<void> {
   const handle = await open(dir, "r");
   try {
     await handle.sync();

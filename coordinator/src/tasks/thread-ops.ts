@@ -1,0 +1,132 @@
+import { encodeTileMessage, formatProblem, formatSummary, type ModelBundle, summarizeCorpus, tileMac, type TokenizedPrompts } from "../../../common/src/mod.js";
+import type { TransferListItem } from "node:worker_threads";
+import type { JobSpec } from "../jobs/job-spec.js";
+import { tilePairCount, type TileSpec } from "../plan/tile-spec.js";
+import { tileWork } from "../plan/tile-work.js";
+import { selectJob, writeKernelJob, writeSelectedJob, type JobTimings, type SelectedJob } from "../runtime/finish-job.js";
+import { planJob, type PlannedJob } from "../runtime/plan-job.js";
+import { readStoredTile } from "../store/tile-store.js";
+import { holdRequested, type HoldPoint } from "./hold.js";
+
+/** What a job's thread keeps between calls. */
+export type ThreadState = {
+  jobId: string;
+  hold: (point: HoldPoint) => void;
+  spec: JobSpec | null;
+  key: Uint8Array | null;
+  storeDir: string | null;
+  planned: PlannedJob | null;
+  selected: SelectedJob | null;
+};
+
+export function newThreadState(jobId: string, hold: (point: HoldPoint) => void): ThreadState {
+  return { jobId, hold, spec: null, key: null, storeDir: null, planned: null, selected: null };
+}
+
+type Result<T> = Promise<{ value: T; transfer?: TransferListItem[] }>;
+
+/** What the coordinator gets back from planning: the tile list and enough of the model to publish it. */
+export type PlanResult = {
+  tiles: { id: string; pairs: number }[];
+  samples: number;
+  loadSeconds: number;
+  bundle: ModelBundle;
+  prompts: TokenizedPrompts;
+  description: PlanDescription | null;
+};
+
+/** The data summary the embedded commands print before scoring (and the records skipped on load). */
+export type PlanDescription = { summary: string; skipped: string[] };
+
+export type EncodedTile = { id: string; data: Uint8Array; mac: string };
+
+export type ThreadOps = typeof THREAD_OPS;
+
+export const THREAD_OPS = {
+  /** Loads the job's data and model, searches neighbours (sparse mode), cuts the tiles. */
+  async plan(state: ThreadState, input: { spec: JobSpec; key: Uint8Array; storeDir: string; maxTileTokens?: number; describe: boolean }): Result<PlanResult> {
+    const started = performance.now();
+    const planned = await planJob(input.spec, input.maxTileTokens);
+    Object.assign(state, { spec: input.spec, key: input.key, storeDir: input.storeDir, planned, selected: null });
+    const tiles = [...planned.tiles.values()].map((t) => ({ id: t.id, pairs: tilePairCount(t) }));
+    return {
+      value: {
+        tiles,
+        samples: planned.sets.v.length,
+        loadSeconds: (performance.now() - started) / 1000,
+        bundle: planned.inputs.bundle,
+        prompts: planned.inputs.prompts,
+        description: input.describe ? describePlan(input.spec, planned) : null,
+      },
+    };
+  },
+
+  /** Tile messages to publish, with their authentication codes. */
+  async tiles(state: ThreadState, input: { ids: string[] }): Result<EncodedTile[]> {
+    const { planned, key } = ready(state);
+    const out = input.ids.map((id) => {
+      // A copy in a buffer of its own: the encoder's output may share one, and each is transferred.
+      const data = new Uint8Array(encodeTileMessage({ jobId: state.jobId, tileId: id, work: tileWork(tileOf(planned, id), planned.sets.tokens) }));
+      return { id, data, mac: tileMac(key, state.jobId, id, data) };
+    });
+    return { value: out, transfer: out.map((t) => t.data.buffer as ArrayBuffer) as TransferListItem[] };
+  },
+
+  /** Authentication codes of tiles as they are (or would be) published, to check an upload against. */
+  async macs(state: ThreadState, input: { ids: string[] }): Result<{ id: string; mac: string | null }[]> {
+    const { planned, key } = ready(state);
+    return {
+      value: input.ids.map((id) => {
+        const tile = planned.tiles.get(id);
+        return { id, mac: tile ? tileMac(key, state.jobId, id, encodeTileMessage({ jobId: state.jobId, tileId: id, work: tileWork(tile, planned.sets.tokens) })) : null };
+      }),
+    };
+  },
+
+  /** Assembles the kernels, selects, builds the report; kept here for `write`. */
+  async select(state: ThreadState, input: { timings: JobTimings; tiles: { computed: number; reused: number } }): Result<null> {
+    const { planned, spec, storeDir } = ready(state);
+    await holdHere(state, "selecting");
+    state.selected = await selectJob(spec, planned, (t) => readStoredTile(storeDir, t.id), input.timings, input.tiles);
+    return { value: null };
+  },
+
+  /** Writes the job's result into `dir` (the coordinator moves it into place). */
+  async write(state: ThreadState, input: { dir: string }): Result<{ summary: string }> {
+    const { planned, spec, storeDir } = ready(state);
+    let summary: string;
+    if (spec.kind === "kernel") summary = (await writeKernelJob(spec, planned, (t) => readStoredTile(storeDir, t.id), input.dir)).summary;
+    else {
+      if (!state.selected) throw new Error(`job ${state.jobId}: nothing selected to write`);
+      summary = (await writeSelectedJob(spec, planned, state.selected, input.dir)).summary;
+    }
+    await holdHere(state, "writing");
+    return { value: { summary } };
+  },
+};
+
+function ready(state: ThreadState): { planned: PlannedJob; spec: JobSpec; key: Uint8Array; storeDir: string } {
+  if (!state.planned || !state.spec || !state.key || !state.storeDir) throw new Error(`job ${state.jobId} is not planned in this thread`);
+  return { planned: state.planned, spec: state.spec, key: state.key, storeDir: state.storeDir };
+}
+
+function tileOf(planned: PlannedJob, id: string): TileSpec {
+  const tile = planned.tiles.get(id);
+  if (!tile) throw new Error(`no tile ${id} in the plan`);
+  return tile;
+}
+
+/** A hold point inside the thread: tell the coordinator, then wait until the thread is terminated. */
+async function holdHere(state: ThreadState, point: HoldPoint): Promise<void> {
+  if (!holdRequested(point)) return;
+  state.hold(point);
+  await new Promise<never>(() => undefined);
+}
+
+export function describePlan(spec: JobSpec, planned: PlannedJob): PlanDescription {
+  const { sets, skipped, inputs } = planned;
+  const corpus = { file: spec.data, samples: [...sets.candidates, ...sets.other], tokens: sets.tokens, skipped };
+  const dense = spec.selection.kernelType === "utility" && !spec.scoring.candidates;
+  const pairs = !dense ? null : spec.selection.stage === "task" ? { examples: sets.v, targets: sets.o } : { examples: sets.v, targets: sets.v };
+  return { summary: formatSummary(summarizeCorpus(corpus, inputs.prompts, pairs)), skipped: skipped.map((s) => formatProblem(s)) };
+}
