@@ -182,7 +182,23 @@ def dense_lines(summary: dict) -> list[str]:
             f"(two random subsets: {100 * d['randomOverlapExpected']:.1f}% expected); f(A) under the dense kernel: sparse "
             f"selection {100 * d['fSparseOverDense']:.2f}% of the dense selection's (random subsets: "
             f"{100 * mean(rnd):.2f}%). Cost: dense {d['dense']['wall_s'] / 60:.1f} min wall / {d['dense']['cpu_s'] / 60:.1f} min CPU, "
-            f"sparse {d['sparse']['wall_s'] / 60:.1f} / {d['sparse']['cpu_s'] / 60:.1f}."]
+            f"sparse {d['sparse']['wall_s'] / 60:.1f} / {d['sparse']['cpu_s'] / 60:.1f}."] + dense_cost_lines(d)
+
+
+def dense_cost_lines(d: dict) -> list[str]:
+    """The dense kernel's measured rate, and what the issue's 1,000-sample slice would cost at it."""
+    prompts = d["densePairs"] + d["samples"]   # every pair plus one baseline per target
+    per_cpu = prompts / d["dense"]["cpu_s"]
+    per_wall = prompts / d["dense"]["wall_s"]
+    line = (f"The dense kernel ran at {per_cpu:.0f} prompts per CPU-second ({per_wall:.0f} per wall-second on the "
+            f"shared machine).")
+    if d["samples"] < 1000:
+        big = 1000 * 1000 + 1000
+        line += (f" The issue's 1,000-sample slice was NOT run: {big:,} prompts at that rate are "
+                 f"{big / per_cpu / 3600:.1f} CPU-hours ({big / per_cpu / 2 / 3600:.1f} h on two idle cores), "
+                 f"beyond this study's time; the figures above are for {d['samples']:,} samples "
+                 f"(`--dense-check --dense-slice 1000` runs it, resumably).")
+    return [line]
 
 
 def render_tables(summary: dict) -> str:
@@ -198,7 +214,38 @@ def render_tables(summary: dict) -> str:
     return "\n".join(parts)
 
 
-def render_readme_section(summary: dict, png: str) -> str:
+def quick_line(quick: dict | None) -> str:
+    if not quick or "total" not in quick.get("timings", {}):
+        return ""
+    w, c = study_minutes(quick)
+    t = quick["timings"]["total"]
+    return (f"`--quick` (nested smaller splits; its results are not in this README), measured {quick['createdAt']} "
+            f"(load average at the end {quick.get('loadAverageAtEnd')}): from scratch {w:.1f} min wall, {c:.1f} min CPU "
+            f"(sum of its parts); its last invocation {t['wall_s'] / 60:.1f} min wall, {t['cpu_s'] / 60:.1f} min CPU.")
+
+
+def compact_timing_table(summary: dict) -> str:
+    """The parts grouped (the README's table; results.md has every part)."""
+    groups: dict[str, list[float]] = {}
+    for k, v in summary["timings"].items():
+        if k == "total" or k.startswith("dense check"):
+            continue
+        if k.startswith("fine-tune"):
+            scen = k.split(" ", 1)[1].split("/")[0]
+            g = f"fine-tune, {'(a) + (b)' if scen in ('instruction', 'task') else '(c) continual'}"
+        else:
+            g = k
+        acc = groups.setdefault(g, [0.0, 0.0])
+        acc[0] += v["wall_s"]
+        acc[1] += v["cpu_s"]
+    lines = ["| part | wall (min) | CPU (min) |", "|---|---|---|"]
+    lines += [f"| {g} | {w / 60:.1f} | {c / 60:.1f} |" for g, (w, c) in groups.items()]
+    w, c = study_minutes(summary)
+    lines.append(f"| **the study from scratch** | **{w:.1f}** | **{c:.1f}** |")
+    return "\n".join(lines)
+
+
+def render_readme_section(summary: dict, png: str, quick: dict | None = None) -> str:
     c = summary["config"]
     parts = [f"Measured {summary['createdAt']} by `python3 bench/quality/run.py` on this project's shared 2-core VM "
              f"(load average at the end {summary.get('loadAverageAtEnd')}); method, splits and recipe in "
@@ -218,7 +265,10 @@ def render_readme_section(summary: dict, png: str) -> str:
     parts += [""] + cost_lines(summary) + [""] + dense_lines(summary)
     parts += ["", f"![held-out loss by arm]({png})", ""]
     w, c = study_minutes(summary)
-    parts += [f"Time of each part (the study from scratch: {w:.1f} min wall, {c:.1f} min CPU):", "", timing_table(summary)]
+    parts += [f"Time of each part (the study from scratch: {w:.1f} min wall, {c:.1f} min CPU; wall times depend on "
+              f"the shared machine's load when each part ran, CPU times less so; every part in `bench/quality/results/results.md`):", "", compact_timing_table(summary)]
+    if quick_line(quick):
+        parts += ["", quick_line(quick)]
     return "\n".join(parts)
 
 

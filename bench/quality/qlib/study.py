@@ -398,7 +398,10 @@ class Study:
         from .report import render_readme_section
         text = readme.read_text()
         begin, end = "<!-- quality-study:begin -->", "<!-- quality-study:end -->"
-        section = render_readme_section(self.summary, png=os.path.relpath(self.out / "quality.png", readme.parent))
+        quick_results = self.root / "bench" / "quality" / "cache" / "quick-results" / "results.json"
+        quick = read_json(quick_results) if quick_results.exists() else None
+        section = render_readme_section(self.summary, png=os.path.relpath(self.out / "quality.png", readme.parent),
+                                        quick=quick)
         block = f"{begin}\n{section}\n{end}"
         if begin in text and end in text:
             text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
