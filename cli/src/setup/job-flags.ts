@@ -16,6 +16,7 @@ export const JOB_OPTIONS: OptionSpec = {
   existing: { type: "string" },
   "existing-ids": { type: "string" },
   kernel: { type: "string" },
+  embeddings: { type: "string" },
   budget: { type: "string" },
   optimizer: { type: "string" },
   epsilon: { type: "string" },
@@ -57,6 +58,10 @@ export const SELECTION_HELP = `Selection:
   --scaling NAME         min-max (default) | clip (max(UF, 0))
   --eta X / --nu X       FLMI / FLCG weights (default 1)
   --kernel-type T        utility (DELIFT, default) | se (DELIFT-SE: sentence-embedding cosine)
+  --embeddings FILE      sentence embeddings of the --data records, in data order: .npy (float32 or
+                         float16, shape [records, dim]) or Parquet (an id column and a list column);
+                         the SE kernel's vectors and --neighbors' search space instead of the bundle's
+                         encoder (with --kernel-type se the corpus is not tokenized at all)
   --kernel DIR           reuse the V x V kernel "delift kernel" wrote for the same data and model
   --save-kernel          also write the V x V utility kernel into OUT/kernel/
   --compare-lazy WHEN    auto (default: when the kernel is small) | always | never: also run lazy greedy
@@ -102,6 +107,7 @@ export async function jobSpecFromFlags(values: Values, kind: "select" | "kernel"
   setPath("existing", "existing");
   setPath("existingIds", "existing-ids");
   setPath("kernel", "kernel");
+  setPath("embeddings", "embeddings");
   assign(selection, {
     stage: str("stage"),
     budget: str("budget"),

@@ -125,6 +125,13 @@ async function holdHere(state: ThreadState, point: HoldPoint): Promise<void> {
 
 export function describePlan(spec: JobSpec, planned: PlannedJob): PlanDescription {
   const { sets, skipped, inputs } = planned;
+  if (sets.records && sets.embeddings) {
+    const e = sets.embeddings;
+    const summary =
+      `${spec.data}: ${sets.v.length.toLocaleString("en-US")} candidates${sets.o.length > 0 ? ` and ${sets.o.length.toLocaleString("en-US")} in the ${spec.selection.stage === "task" ? "target" : "existing"} set` : ""}` +
+      ` (records indexed, not tokenized: the SE kernel on ${spec.embeddings}, ${e.dim} dimensions, ${e.dtype})`;
+    return { summary, skipped: skipped.map((s) => formatProblem(s)) };
+  }
   const corpus = { file: spec.data, samples: [...sets.candidates, ...sets.other], tokens: sets.tokens, skipped };
   const dense = spec.selection.kernelType === "utility" && !spec.scoring.candidates;
   const pairs = !dense ? null : spec.selection.stage === "task" ? { examples: sets.v, targets: sets.o } : { examples: sets.v, targets: sets.v };
