@@ -116,7 +116,7 @@ export { ActiveJobsRecord, CoordinatorRecord, HeartbeatRecord, JOB_ID_PATTERN, J
 export type { CoordinatorEndpointRecord, CoordinatorLease, RecordCodec, WorkerHeartbeat } from "./cluster/records.js";
 
 // gRPC
-export type { FailureAck, JobStatusMessage, ResultFileChunk, StoryLine, TileFailure, TileResultChunk, TileStarted, UploadAck, WorkerInfo, WorkerRate } from "./rpc/types.js";
+export type { FailureAck, JobStatusMessage, PhaseProgress, ResultFileChunk, StoryLine, TileFailure, TileResultChunk, TileStarted, UploadAck, WorkerInfo, WorkerRate } from "./rpc/types.js";
 export { connectCoordinator, isGrpcStatus } from "./rpc/client.js";
 export type { CoordinatorClient, CoordinatorEndpoint } from "./rpc/client.js";
 export { bearerMetadata, channelCredentials, serverCredentials } from "./rpc/credentials.js";

@@ -12,6 +12,7 @@ import {
   tokenizePrompts,
   type ModelBundle,
   type PreparedCorpus,
+  type ReadProgress,
   type TextTokenizer,
   type TokenizedPrompts,
 } from "../../../common/src/mod.js";
@@ -43,8 +44,8 @@ export async function loadCorpus(file: string, inputs: ModelInputs, scoring: Sco
   return (await loadCorpusRead(file, inputs, scoring, signal)).prepared;
 }
 
-async function loadCorpusRead(file: string, inputs: ModelInputs, scoring: ScoringSettings, signal?: AbortSignal): Promise<{ read: CorpusRead; prepared: PreparedCorpus }> {
-  const read = await readCorpus(file, { tokenizer: inputs.bundle.tokenizerPath, prompts: inputs.prompts, fields: scoring.fields, skipInvalid: scoring.skipInvalid, signal });
+async function loadCorpusRead(file: string, inputs: ModelInputs, scoring: ScoringSettings, signal?: AbortSignal, onProgress?: (p: ReadProgress) => void): Promise<{ read: CorpusRead; prepared: PreparedCorpus }> {
+  const read = await readCorpus(file, { tokenizer: inputs.bundle.tokenizerPath, prompts: inputs.prompts, fields: scoring.fields, skipInvalid: scoring.skipInvalid, signal, onProgress });
   return { read, prepared: await toPreparedCorpus(read, scoring.fields) };
 }
 
@@ -54,9 +55,9 @@ export function isLeanJob(spec: JobSpec): boolean {
 }
 
 /** Candidates V and, for the task and continual stages, Q or E (a data file, or ids of samples of the data). */
-export async function loadJobSets(spec: JobSpec, inputs: ModelInputs, signal?: AbortSignal): Promise<{ sets: SampleSets; skipped: PreparedCorpus["skipped"] }> {
-  if (isLeanJob(spec)) return loadLeanSets(spec, inputs, signal);
-  const { read, prepared: corpus } = await loadCorpusRead(spec.data, inputs, spec.scoring, signal);
+export async function loadJobSets(spec: JobSpec, inputs: ModelInputs, signal?: AbortSignal, onRead?: (p: ReadProgress) => void): Promise<{ sets: SampleSets; skipped: PreparedCorpus["skipped"] }> {
+  if (isLeanJob(spec)) return loadLeanSets(spec, inputs, signal, onRead);
+  const { read, prepared: corpus } = await loadCorpusRead(spec.data, inputs, spec.scoring, signal, onRead);
   const loaded = await loadPreparedSets(spec, inputs, corpus, signal);
   if (spec.embeddings) loaded.sets.embeddings = await readEmbeddings(spec.embeddings, embeddingTargetOf(read), { signal });
   return loaded;
@@ -85,8 +86,8 @@ async function loadPreparedSets(spec: JobSpec, inputs: ModelInputs, corpus: Prep
  * and validated but not tokenized, its records stay on disk (the record index says where), and
  * each sample keeps only its id, source and line; the embeddings are read and checked against it.
  */
-async function loadLeanSets(spec: JobSpec, inputs: ModelInputs, signal?: AbortSignal): Promise<{ sets: SampleSets; skipped: PreparedCorpus["skipped"] }> {
-  const read = await readCorpus(spec.data, { tokenizer: inputs.bundle.tokenizerPath, fields: spec.scoring.fields, skipInvalid: spec.scoring.skipInvalid, tokenize: false, signal });
+async function loadLeanSets(spec: JobSpec, inputs: ModelInputs, signal?: AbortSignal, onProgress?: (p: ReadProgress) => void): Promise<{ sets: SampleSets; skipped: PreparedCorpus["skipped"] }> {
+  const read = await readCorpus(spec.data, { tokenizer: inputs.bundle.tokenizerPath, fields: spec.scoring.fields, skipInvalid: spec.scoring.skipInvalid, tokenize: false, signal, onProgress });
   const embeddings = await readEmbeddings(spec.embeddings!, embeddingTargetOf(read), { signal });
   const { corpus, records } = read;
   const n = corpus.count;

@@ -91,6 +91,8 @@ export async function selectJob(
   read: (tile: TileSpec) => Promise<TileOutput>,
   timings: JobTimings,
   tiles: { computed: number; reused: number },
+  /** SE kernels the search phase built already. */
+  built: { main: CscKernel; second: CscKernel | null } | null = null,
 ): Promise<SelectedJob> {
   const kernelStarted = performance.now();
   const assembled = spec.selection.kernelType === "utility" ? await assembleJobKernels(planned, read) : [];
@@ -98,7 +100,7 @@ export async function selectJob(
   // runSelection scales its kernels in place: what --save-kernel writes is a copy of the values
   // before, the utility kernel exactly as "delift kernel" writes it.
   const utilityToSave = spec.saveKernel && utility[0] ? { ...utility[0], csc: { ...utility[0].csc, values: utility[0].csc.values.slice() } } : null;
-  const kernels = spec.selection.kernelType === "se" ? await seKernels(spec, planned) : { main: utility[0].csc, second: utility[1]?.csc ?? null };
+  const kernels = spec.selection.kernelType === "se" ? built ?? (await seKernels(spec, planned)) : { main: utility[0].csc, second: utility[1]?.csc ?? null };
   const kernelSeconds = timings.kernelSeconds + (performance.now() - kernelStarted) / 1000;
 
   const { sets } = planned;
