@@ -2,6 +2,7 @@ import { assertReplaceable, createLogger, KERNEL_FILES } from "../../../common/s
 import { type JobSpec, type PlanDescription, SELECTION_FILES } from "../../../coordinator/src/mod.js";
 import { runEmbeddedJob } from "../embedded/run-embedded-job.js";
 import { KernelProgress } from "../progress/kernel-progress.js";
+import { PhaseProgressView } from "../progress/phase-view.js";
 import type { EmbeddedFlags } from "./embedded-flags.js";
 import { abortOnSignals } from "./interrupt.js";
 
@@ -14,6 +15,7 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
   await assertReplaceable(out, spec.kind === "kernel" ? KERNEL_FILES : [...SELECTION_FILES, "kernel"]);
 
   const progress = new KernelProgress(!flags.quiet);
+  const phases = new PhaseProgressView(!flags.quiet);
   const interrupt = abortOnSignals();
   let started = false;
   try {
@@ -27,7 +29,9 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
       log: createLogger({ format: flags.logFormat, level: flags.verbose ? "debug" : "warn" }),
       onPlanned: (description) => printSummary(description),
       onStatus: (s) => {
+        if (s.state !== "scoring") phases.update(s.phase);
         if (s.state === "scoring" && !started) {
+          phases.stop();
           started = true;
           progress.start({ tiles: s.tilesTotal, pairs: s.pairsTotal, tilesDone: s.tilesDone, pairsDone: s.pairsDone });
         } else if (started) {
@@ -36,6 +40,7 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
       },
     });
     progress.stop();
+    phases.stop();
     const s = outcome.status;
     if (s.state !== "done") {
       process.stderr.write(`delift: ${s.failedDuring === "planning" ? "" : `job ${s.state}: `}${s.error || s.state}; no output was written\n`);
