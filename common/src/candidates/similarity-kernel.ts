@@ -45,7 +45,13 @@ export function denseSimilarityKernel(matrix: EmbeddingMatrix, rows: Uint32Array
  * over the table (count per column, then fill), so nothing but the kernel itself is allocated
  * per entry; rows within a column come out ascending because rows are visited in order.
  */
-export function sparseSimilarityKernel(matrix: EmbeddingMatrix, rows: Uint32Array, cols: Uint32Array, table: SimilarityTable): CscKernel {
+export function sparseSimilarityKernel(
+  matrix: EmbeddingMatrix,
+  rows: Uint32Array,
+  cols: Uint32Array,
+  table: SimilarityTable,
+  onProgress?: (rowsDone: number, rowsTotal: number) => void,
+): CscKernel {
   const nRows = rows.length;
   const nCols = cols.length;
   if (table.ptr.length !== nRows + 1) throw new ConfigError(`candidate table has ${table.ptr.length - 1} rows, the kernel ${nRows}`);
@@ -66,6 +72,7 @@ export function sparseSimilarityKernel(matrix: EmbeddingMatrix, rows: Uint32Arra
   const query = new Float32Array(dim);
   const half = matrix.dtype === "float16" ? float16Table() : null;
   for (let r = 0; r < nRows; r++) {
+    if (onProgress && r % 4096 === 0) onProgress(r, nRows);
     gatherRows(matrix, rows.subarray(r, r + 1), query);
     for (let p = table.ptr[r]; p < table.ptr[r + 1]; p++) {
       const g = table.ids[p];
@@ -83,6 +90,7 @@ export function sparseSimilarityKernel(matrix: EmbeddingMatrix, rows: Uint32Arra
       values[at] = similarity(dot * matrix.invNorms[g]);
     }
   }
+  onProgress?.(nRows, nRows);
   return { nRows, nCols, colPtr, rowIdx, values };
 }
 

@@ -52,6 +52,8 @@ for (const from of LIVE_JOB_STATES) {
   JOB_EDGES[`${from}->cancelling`] = { accepts: ["cancel"] };
   JOB_EDGES[`${from}->cancelled`] = { accepts: ["cancel"] };
 }
+// A plan that contradicts itself (a search phase and tiles to score) fails the job where it is heard.
+JOB_EDGES["planning->failed"] = { accepts: [...FAILURES, "plan-done"] };
 
 const TILE_EDGES: Record<string, Edge> = {
   "planned->queued": { accepts: ["publish-done"] },

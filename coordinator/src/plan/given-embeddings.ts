@@ -11,7 +11,12 @@ import type { SampleSets } from "../inputs/sample-sets.js";
 import { candidateTable, type CandidateSettings } from "./candidates.js";
 import type { CandidateTable } from "./compact-plan.js";
 
-export type SearchRunOptions = { signal?: AbortSignal; onProgress?: (p: SearchProgress) => void };
+export type SearchRunOptions = {
+  signal?: AbortSignal;
+  onProgress?: (p: SearchProgress) => void;
+  /** Rows of the similarity kernel built so far (after the search). */
+  onKernelProgress?: (rowsDone: number, rowsTotal: number) => void;
+};
 
 /** How a job's candidate search went (for the log and the report). */
 export type SearchFacts = { method: CandidateSearch["method"]; probes: number | null; cells: number | null; sampledRecall: number | null; seconds: number };
@@ -67,5 +72,5 @@ export async function givenSimilarityKernel(
   const colM = matrixRowsOf(sets, cols);
   if (!sparse) return { kernel: denseSimilarityKernel(matrix, rowM, colM), search: null };
   const { table, facts } = await searchGivenCandidates(matrix, rowM, colM, sparse, options);
-  return { kernel: sparseSimilarityKernel(matrix, rowM, colM, table), search: facts };
+  return { kernel: sparseSimilarityKernel(matrix, rowM, colM, table, options.onKernelProgress), search: facts };
 }

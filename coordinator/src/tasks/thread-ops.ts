@@ -74,7 +74,8 @@ export const THREAD_OPS = {
   async search(state: ThreadState, _input: Record<string, never>): Result<{ nnz: number }> {
     const { planned, spec } = ready(state);
     const meter = new PhaseMeter("candidates", state.progress);
-    state.kernels = await seKernels(spec, planned, { onProgress: meter.searchProgress() });
+    const kernel = new PhaseMeter("kernel", state.progress);
+    state.kernels = await seKernels(spec, planned, { onProgress: meter.searchProgress(), onKernelProgress: (done, total) => kernel.tick("similarities", done, total, "rows") });
     return { value: { nnz: state.kernels.main.rowIdx.length + (state.kernels.second?.rowIdx.length ?? 0) } };
   },
 
