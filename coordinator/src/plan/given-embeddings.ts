@@ -16,6 +16,8 @@ export type SearchRunOptions = {
   onProgress?: (p: SearchProgress) => void;
   /** Rows of the similarity kernel built so far (after the search). */
   onKernelProgress?: (rowsDone: number, rowsTotal: number) => void;
+  /** How each search went (method, cells, probes, sampled recall, seconds). */
+  onSearched?: (facts: SearchFacts) => void;
 };
 
 /** How a job's candidate search went (for the log and the report). */
@@ -72,5 +74,6 @@ export async function givenSimilarityKernel(
   const colM = matrixRowsOf(sets, cols);
   if (!sparse) return { kernel: denseSimilarityKernel(matrix, rowM, colM), search: null };
   const { table, facts } = await searchGivenCandidates(matrix, rowM, colM, sparse, options);
+  options.onSearched?.(facts);
   return { kernel: sparseSimilarityKernel(matrix, rowM, colM, table, options.onKernelProgress), search: facts };
 }

@@ -439,7 +439,8 @@ export class Coordinator {
     const id = entry.record.id;
     const started = performance.now();
     const r = await this.threadOf(entry).call("search", {}, { signal: ctx.signal });
-    this.log.info({ job: id, nnz: r.nnz, seconds: (performance.now() - started) / 1000 }, `job ${id}: candidate search done, kernel of ${r.nnz} entries`);
+    const how = r.searches.map((f) => `${f.method}${f.cells !== null ? ` (${f.cells} cells, ${f.probes} probes, sampled recall ${f.sampledRecall?.toFixed(3) ?? "-"})` : ""} in ${f.seconds.toFixed(1)} s`).join("; ");
+    this.log.info({ job: id, nnz: r.nnz, seconds: (performance.now() - started) / 1000, searches: r.searches }, `job ${id}: candidate search done (${how || "dense: no search"}), kernel of ${r.nnz} entries`);
     return { type: "search-done", task: ctx.id };
   }
 

@@ -4,6 +4,7 @@ import type { JobSpec } from "../jobs/job-spec.js";
 import { tilePairCount, type TileSpec } from "../plan/tile-spec.js";
 import { tileWork } from "../plan/tile-work.js";
 import { PhaseMeter } from "../plan/phase-meter.js";
+import type { SearchFacts } from "../plan/given-embeddings.js";
 import { seKernels, selectJob, writeKernelJob, writeSelectedJob, type JobTimings, type SelectedJob } from "../runtime/finish-job.js";
 import { planJob, type PlannedJob } from "../runtime/plan-job.js";
 import { readStoredTile } from "../store/tile-store.js";
@@ -71,12 +72,17 @@ export const THREAD_OPS = {
   },
 
   /** The candidate search phase: the SE kernel on given embeddings (its entries are the search's similarities). */
-  async search(state: ThreadState, _input: Record<string, never>): Result<{ nnz: number }> {
+  async search(state: ThreadState, _input: Record<string, never>): Result<{ nnz: number; searches: SearchFacts[] }> {
     const { planned, spec } = ready(state);
     const meter = new PhaseMeter("candidates", state.progress);
     const kernel = new PhaseMeter("kernel", state.progress);
-    state.kernels = await seKernels(spec, planned, { onProgress: meter.searchProgress(), onKernelProgress: (done, total) => kernel.tick("similarities", done, total, "rows") });
-    return { value: { nnz: state.kernels.main.rowIdx.length + (state.kernels.second?.rowIdx.length ?? 0) } };
+    const searches: SearchFacts[] = [];
+    state.kernels = await seKernels(spec, planned, {
+      onProgress: meter.searchProgress(),
+      onKernelProgress: (done, total) => kernel.tick("similarities", done, total, "rows"),
+      onSearched: (f) => searches.push(f),
+    });
+    return { value: { nnz: state.kernels.main.rowIdx.length + (state.kernels.second?.rowIdx.length ?? 0), searches } };
   },
 
   /** Tile messages to publish, with their authentication codes. */
