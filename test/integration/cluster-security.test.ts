@@ -46,6 +46,8 @@ test("NATS token auth, every setting from DELIFT_NATS_* variables: a worker with
     const envWorker = CliProcess.spawn("env-worker", ["worker", "--id", "env-worker", "--threads", "1", "--verbose", "--cache-dir", join(dir.path, "cache-env")], {
       DELIFT_NATS_URL: cluster.nats.url,
       DELIFT_NATS_TOKEN: "tok-1",
+      // The coordinator's bearer token: workers fetch each job's tile key over gRPC with it.
+      DELIFT_TOKEN: cluster.token,
     });
     cluster.workers.set("env-worker", envWorker);
     await envWorker.waitFor(/worker ready/);
@@ -71,6 +73,7 @@ test("NATS creds file (operator JWTs, --nats-creds and DELIFT_NATS_CREDS): a job
     const envWorker = CliProcess.spawn("creds-env-worker", ["worker", "--id", "creds-env-worker", "--threads", "1", "--verbose", "--cache-dir", join(dir.path, "cache-creds")], {
       DELIFT_NATS_URL: cluster.nats.url,
       DELIFT_NATS_CREDS: auth.credsFile,
+      DELIFT_TOKEN: cluster.token,
     });
     cluster.workers.set("creds-env-worker", envWorker);
     await envWorker.waitFor(/worker ready/);

@@ -4,13 +4,14 @@ import { mkdir } from "node:fs/promises";
 import { dirname, join, normalize } from "node:path";
 import { finished } from "node:stream/promises";
 import { ConfigError, type CoordinatorClient, type JobStatusMessage, KERNEL_FILES, ProtocolError, type ResultFileChunk, type WorkerInfo, writeOutputDir } from "../../../common/src/mod.js";
-import { SELECTION_FILES } from "../../../coordinator/src/mod.js";
+import { holdAt, SELECTION_FILES } from "../../../coordinator/src/mod.js";
 import { parseCommand, requireString } from "../args.js";
 import { JobWatchView } from "../progress/job-watch-view.js";
 import { formatDuration } from "../progress/rate-meter.js";
 import { phaseCell } from "../progress/phase-view.js";
 import { StreamEndedEarly, withReconnect } from "../progress/reconnect.js";
 import { CLIENT_HELP, CLIENT_OPTIONS, clientFrom } from "../setup/client-flags.js";
+import { abortOnSignals } from "../setup/interrupt.js";
 import { JOB_OPTIONS, SCORING_HELP, SELECTION_HELP, jobSpecFromFlags } from "../setup/job-flags.js";
 
 /** Exit codes of `delift watch` and `delift submit --wait`: the job's final state. */
@@ -177,26 +178,36 @@ export async function resultCommand(argv: string[]): Promise<number> {
   const jobId = onePositional(positionals, "result", "JOB");
   const out = requireString(values.out, "out", "result");
   const client = clientFrom(values);
+  const interrupt = abortOnSignals();
   try {
-    const names = await withReconnect("downloading the result", () => downloadResult(client, jobId, out));
+    const names = await withReconnect("downloading the result", () => downloadResult(client, jobId, out, interrupt.signal));
     process.stderr.write(`wrote ${names.length} file(s) to ${out}: ${names.join(", ")}\n`);
     return 0;
+  } catch (err) {
+    // Ctrl-C: writeOutputDir has removed its temporary directory; nothing of the result is kept.
+    if (interrupt.signal.aborted) return 130;
+    throw err;
   } finally {
+    interrupt.dispose();
     client.close();
   }
 }
 
 /** Streams the result files into a temporary directory, then moves it into place (all or nothing). */
-async function downloadResult(client: CoordinatorClient, jobId: string, out: string): Promise<string[]> {
+async function downloadResult(client: CoordinatorClient, jobId: string, out: string, signal: AbortSignal): Promise<string[]> {
   const names: string[] = [];
   await writeOutputDir(out, [...SELECTION_FILES, "kernel", ...KERNEL_FILES], async (tmp) => {
+    signal.throwIfAborted();
     const files = new Map<string, WriteStream>();
     await new Promise<void>((resolve, reject) => {
       const stream = (client.raw.getResult as (req: object, md: grpc.Metadata) => grpc.ClientReadableStream<ResultFileChunk>).call(client.raw, { jobId }, client.metadata());
       const fail = (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
         stream.cancel();
         reject(err);
       };
+      const onAbort = () => fail(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
       stream.on("data", (chunk: ResultFileChunk) => {
         const name = normalize(chunk.name);
         if (name.startsWith("..") || name.startsWith("/")) return fail(new ProtocolError(`result file name ${chunk.name} escapes the output directory`));
@@ -222,12 +233,17 @@ async function downloadResult(client: CoordinatorClient, jobId: string, out: str
         if (chunk.last) file.end();
       };
       stream.on("error", fail);
-      stream.on("end", () => resolve());
+      stream.on("end", () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      });
     });
     for (const f of files.values()) {
       if (!f.writableEnded) f.end();
       await finished(f);
     }
+    await holdAt("writing", jobId, signal);
+    signal.throwIfAborted();
   });
   return names;
 }
