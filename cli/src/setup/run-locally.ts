@@ -49,9 +49,8 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
     const computed = s.tilesDone - s.tilesReused;
     process.stderr.write(
       `${outcome.summary}\n` +
-        (s.tilesTotal > 0 || spec.selection.kernelType === "utility"
-          ? `${s.pairsTotal} prompts scored in ${s.elapsedSeconds.toFixed(1)} s (${computed} tiles computed, ${s.tilesReused} reused from the tile store)\n`
-          : `no prompts to score (SE kernel); ${s.elapsedSeconds.toFixed(1)} s in all\n`) +
+        (spec.selection.kernelType === "se" ? `SE kernel (sentence-embedding cosine): no prompts to score\n` : "") +
+        `${s.pairsTotal} prompts scored in ${s.elapsedSeconds.toFixed(1)} s (${computed} tiles computed, ${s.tilesReused} reused from the tile store)\n` +
         `wrote ${out}\n`,
     );
     return 0;
