@@ -38,6 +38,7 @@ export class PhaseMeter {
 
   /** A candidate search's own progress calls, as ticks. */
   searchProgress(): (p: SearchProgress) => void {
-    return (p) => this.tick(`${p.method} ${p.step}`, p.done, p.total, p.step === "search" ? "tiles" : "steps");
+    const steps: Record<string, string> = { cells: "k-means", assign: "assigning cells", tune: "tuning probes", search: "searching" };
+    return (p) => this.tick(`${p.method === "cells" ? "cell probes" : "exact"}: ${steps[p.step] ?? p.step}`, p.done, p.total, p.step === "search" ? (p.method === "cells" ? "cells" : "tiles") : "steps");
   }
 }
