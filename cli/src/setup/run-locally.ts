@@ -27,7 +27,10 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
       concurrency: flags.concurrency,
       signal: interrupt.signal,
       log: createLogger({ format: flags.logFormat, level: flags.verbose ? "debug" : "warn" }),
-      onPlanned: (description) => printSummary(description),
+      onPlanned: (description) => {
+        phases.stop(); // the reading bar ends before the summary is printed
+        printSummary(description);
+      },
       onStatus: (s) => {
         if (s.state !== "scoring") phases.update(s.phase);
         if (s.state === "scoring" && !started) {
