@@ -58,10 +58,6 @@ export const SELECTION_HELP = `Selection:
   --scaling NAME         min-max (default) | clip (max(UF, 0))
   --eta X / --nu X       FLMI / FLCG weights (default 1)
   --kernel-type T        utility (DELIFT, default) | se (DELIFT-SE: sentence-embedding cosine)
-  --embeddings FILE      sentence embeddings of the --data records, in data order: .npy (float32 or
-                         float16, shape [records, dim]) or Parquet (an id column and a list column);
-                         the SE kernel's vectors and --neighbors' search space instead of the bundle's
-                         encoder (with --kernel-type se the corpus is not tokenized at all)
   --kernel DIR           reuse the V x V kernel "delift kernel" wrote for the same data and model
   --save-kernel          also write the V x V utility kernel into OUT/kernel/
   --compare-lazy WHEN    auto (default: when the kernel is small) | always | never: also run lazy greedy
@@ -77,6 +73,10 @@ export const SCORING_HELP = `Scoring:
   --neighbors K          sparse mode: score each target against its K nearest samples only (cosine of
                          the bundle's encoder embeddings) instead of every sample: n x K pairs, not n^2
   --random-columns R     sparse mode: plus R random samples per target (seeded by --seed)
+  --embeddings FILE      sentence embeddings of the --data records, in data order: .npy (float32 or
+                         float16, shape [records, dim]) or Parquet (an id column and a list column);
+                         the SE kernel's vectors and --neighbors' search space instead of the bundle's
+                         encoder (with --kernel-type se the corpus is not tokenized at all)
   --skip-invalid         skip (and report) invalid records instead of failing
   --field-instruction/--field-input/--field-output/--field-id/--field-source NAME
                          record field names (default instruction, input, output, id, task)`;
