@@ -160,7 +160,7 @@ Given("on the embedded default the job goes planning -> searching -> selecting, 
   };
   const a = await run("a");
   assert.equal(a.states.filter((x) => x !== "cancelling"), ["planning", "searching", "selecting", "writing", "done"]);
-  assert.ok(a.phases.has("candidates"), `phases reported: ${[...a.phases].join(", ")}`);
+  for (const phase of ["reading", "embeddings", "candidates", "kernel"]) assert.ok(a.phases.has(phase), `phase ${phase} reported; seen: ${[...a.phases].join(", ")}`);
   const selected = a.bytes.toString("utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(selected.map((x) => x.index), Array.from(expected));
   for (const x of selected) {

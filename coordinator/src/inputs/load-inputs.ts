@@ -55,11 +55,15 @@ export function isLeanJob(spec: JobSpec): boolean {
 }
 
 /** Candidates V and, for the task and continual stages, Q or E (a data file, or ids of samples of the data). */
-export async function loadJobSets(spec: JobSpec, inputs: ModelInputs, signal?: AbortSignal, onRead?: (p: ReadProgress) => void): Promise<{ sets: SampleSets; skipped: PreparedCorpus["skipped"] }> {
-  if (isLeanJob(spec)) return loadLeanSets(spec, inputs, signal, onRead);
+/** Progress of planning's two reads: the data file, then the given embeddings. */
+export type LoadProgress = { onRead?: (p: ReadProgress) => void; onEmbeddings?: (bytesDone: number, bytesTotal: number) => void };
+
+export async function loadJobSets(spec: JobSpec, inputs: ModelInputs, signal?: AbortSignal, progress: LoadProgress = {}): Promise<{ sets: SampleSets; skipped: PreparedCorpus["skipped"] }> {
+  const onRead = progress.onRead;
+  if (isLeanJob(spec)) return loadLeanSets(spec, inputs, signal, progress);
   const { read, prepared: corpus } = await loadCorpusRead(spec.data, inputs, spec.scoring, signal, onRead);
   const loaded = await loadPreparedSets(spec, inputs, corpus, signal);
-  if (spec.embeddings) loaded.sets.embeddings = await readEmbeddings(spec.embeddings, embeddingTargetOf(read), { signal });
+  if (spec.embeddings) loaded.sets.embeddings = await readEmbeddings(spec.embeddings, embeddingTargetOf(read), { signal, onProgress: progress.onEmbeddings });
   return loaded;
 }
 
@@ -86,9 +90,9 @@ async function loadPreparedSets(spec: JobSpec, inputs: ModelInputs, corpus: Prep
  * and validated but not tokenized, its records stay on disk (the record index says where), and
  * each sample keeps only its id, source and line; the embeddings are read and checked against it.
  */
-async function loadLeanSets(spec: JobSpec, inputs: ModelInputs, signal?: AbortSignal, onProgress?: (p: ReadProgress) => void): Promise<{ sets: SampleSets; skipped: PreparedCorpus["skipped"] }> {
-  const read = await readCorpus(spec.data, { tokenizer: inputs.bundle.tokenizerPath, fields: spec.scoring.fields, skipInvalid: spec.scoring.skipInvalid, tokenize: false, signal, onProgress });
-  const embeddings = await readEmbeddings(spec.embeddings!, embeddingTargetOf(read), { signal });
+async function loadLeanSets(spec: JobSpec, inputs: ModelInputs, signal: AbortSignal | undefined, progress: LoadProgress): Promise<{ sets: SampleSets; skipped: PreparedCorpus["skipped"] }> {
+  const read = await readCorpus(spec.data, { tokenizer: inputs.bundle.tokenizerPath, fields: spec.scoring.fields, skipInvalid: spec.scoring.skipInvalid, tokenize: false, signal, onProgress: progress.onRead });
+  const embeddings = await readEmbeddings(spec.embeddings!, embeddingTargetOf(read), { signal, onProgress: progress.onEmbeddings });
   const { corpus, records } = read;
   const n = corpus.count;
   const idFile = spec.selection.stage === "task" ? spec.targetIds : spec.selection.stage === "continual" ? spec.existingIds : null;

@@ -1,5 +1,5 @@
-import { type BlobStore, type ReadProgress, bundleFiles, InputError, modelBlobName, nearestNeighbours, parseBudget, readKernel, sampleLengths, type SkippedRecord, type UtilityKernel, type WorkSpec } from "../../../common/src/mod.js";
-import { loadJobSets, loadModelInputs, type ModelInputs } from "../inputs/load-inputs.js";
+import { type BlobStore, bundleFiles, InputError, modelBlobName, nearestNeighbours, parseBudget, readKernel, sampleLengths, type SkippedRecord, type UtilityKernel, type WorkSpec } from "../../../common/src/mod.js";
+import { type LoadProgress, loadJobSets, loadModelInputs, type ModelInputs } from "../inputs/load-inputs.js";
 import type { SampleSets } from "../inputs/sample-sets.js";
 import type { JobSpec } from "../jobs/job-spec.js";
 import { planDenseKernel, planSparseKernel } from "../plan/plan-tiles.js";
@@ -39,9 +39,9 @@ export function kernelRequests(spec: JobSpec, sets: SampleSets): KernelRequest[]
   return requests;
 }
 
-export async function planJob(spec: JobSpec, maxTileTokens = DEFAULT_MAX_TILE_TOKENS, onRead?: (p: ReadProgress) => void): Promise<PlannedJob> {
+export async function planJob(spec: JobSpec, maxTileTokens = DEFAULT_MAX_TILE_TOKENS, progress: LoadProgress = {}): Promise<PlannedJob> {
   const inputs = await loadModelInputs(spec.model, spec.scoring);
-  const { sets, skipped } = await loadJobSets(spec, inputs, undefined, onRead);
+  const { sets, skipped } = await loadJobSets(spec, inputs, undefined, progress);
   // A budget that does not fit the data is known now; finding out after scoring would waste it all.
   if (spec.kind === "select") parseBudget(spec.selection.budget, sets.v.length);
   const reusedKernel = spec.kernel ? await readMatchingKernel(spec.kernel, sets, inputs.bundle.hash) : null;

@@ -55,7 +55,11 @@ export const THREAD_OPS = {
   async plan(state: ThreadState, input: { spec: JobSpec; key: Uint8Array; storeDir: string; maxTileTokens?: number; describe: boolean }): Result<PlanResult> {
     const started = performance.now();
     const reading = new PhaseMeter("reading", state.progress);
-    const planned = await planJob(input.spec, input.maxTileTokens, (p) => reading.tick("records", p.bytesDone, p.bytesTotal, "bytes"));
+    const embeddings = new PhaseMeter("embeddings", state.progress);
+    const planned = await planJob(input.spec, input.maxTileTokens, {
+      onRead: (p) => reading.tick("records", p.bytesDone, p.bytesTotal, "bytes"),
+      onEmbeddings: (done, total) => embeddings.tick("given file", done, total, "bytes"),
+    });
     Object.assign(state, { spec: input.spec, key: input.key, storeDir: input.storeDir, planned, selected: null, kernels: null });
     const tiles = [...planned.tiles.values()].map((t) => ({ id: t.id, pairs: tilePairCount(t) }));
     return {
