@@ -106,7 +106,7 @@ export type { ChunkedExtras } from "./kernel/chunked-convert.js";
 export type { BlobStore, KeyValueBucket, QueueObservation, QueueSettings, StoredTileMessage, TileDelivery, TileQueue, TileSource } from "./bus/types.js";
 export { KvRevisionError, isKvRevisionError } from "./bus/errors.js";
 export { LocalBlobStore, MemoryKeyValue, MemoryTileQueue } from "./bus/memory-bus.js";
-export { NatsBlobStore, NatsKeyValue, NatsTileQueue, NatsTileSource, tileStreamName } from "./bus/nats-bus.js";
+export { NatsBlobStore, NatsKeyValue, NatsTileQueue, NatsTileSource, TILE_CONSUMER, tileStreamName } from "./bus/nats-bus.js";
 export { NATS_FLAGS, NATS_OPTIONS_HELP, closeNats, natsAccessFrom, natsConnectionOptions } from "./bus/nats-options.js";
 export type { NatsAccess } from "./bus/nats-options.js";
 export { ACTIVE_JOBS_KEY, CLUSTER_BUCKET, COORDINATOR_KEY, HEARTBEAT_MS, JOBS_BUCKET, MODELS_BUCKET, WORKERS_BUCKET, WORKER_TTL_MS, modelBlobName, statusKey, workKey } from "./cluster/names.js";
@@ -151,3 +151,6 @@ export { assertReplaceable, writeOutputDir } from "./util/output-dir.js";
 
 // selection (its own public entry)
 export * from "./selection/mod.js";
+
+// metrics (its own public entry)
+export * from "./metrics/mod.js";

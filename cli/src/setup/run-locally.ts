@@ -1,4 +1,4 @@
-import { assertReplaceable, createLogger, KERNEL_FILES } from "../../../common/src/mod.js";
+import { assertReplaceable, createLogger, KERNEL_FILES, newMetricsRegistry, startMetricsServer } from "../../../common/src/mod.js";
 import { type JobSpec, type PlanDescription, SELECTION_FILES } from "../../../coordinator/src/mod.js";
 import { runEmbeddedJob } from "../embedded/run-embedded-job.js";
 import { KernelProgress } from "../progress/kernel-progress.js";
@@ -14,6 +14,9 @@ import { abortOnSignals } from "./interrupt.js";
 export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlags): Promise<number> {
   await assertReplaceable(out, spec.kind === "kernel" ? KERNEL_FILES : [...SELECTION_FILES, "kernel"]);
 
+  const registry = flags.metrics ? newMetricsRegistry({ process: "embedded" }) : undefined;
+  const metricsServer = flags.metrics && registry ? await startMetricsServer(flags.metrics, registry) : null;
+  if (metricsServer && !flags.quiet) process.stderr.write(`metrics on ${metricsServer.url}\n`);
   const progress = new KernelProgress(!flags.quiet);
   const phases = new PhaseProgressView(!flags.quiet);
   const interrupt = abortOnSignals();
@@ -26,6 +29,7 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
       threads: flags.threads,
       concurrency: flags.concurrency,
       signal: interrupt.signal,
+      ...(registry ? { metrics: registry } : {}),
       log: createLogger({ format: flags.logFormat, level: flags.verbose ? "debug" : "warn" }),
       onPlanned: (description) => {
         phases.stop(); // the reading bar ends before the summary is printed
@@ -60,6 +64,7 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
   } finally {
     progress.stop();
     interrupt.dispose();
+    await metricsServer?.close();
   }
 }
 
