@@ -62,32 +62,39 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command(rest);
   } catch (err) {
-    return reportError(err);
+    return reportError(err, JSON_COMMANDS.has(name) && rest.includes("--json"));
   }
 }
 
-function reportError(err: unknown): number {
+/** Commands whose --json also makes their errors JSON (README, "Scripting with --json"). */
+const JSON_COMMANDS = new Set(["submit", "watch", "jobs", "workers", "result", "cancel"]);
+
+type ErrorReport = { exitCode: number; code: string; message: string; text: string };
+
+function reportError(err: unknown, json = false): number {
+  const r = classifyError(err);
+  if (json) process.stderr.write(JSON.stringify({ error: { code: r.code, message: r.message, exitCode: r.exitCode } }) + "\n");
+  else process.stderr.write(`delift: ${r.text}\n`);
+  return r.exitCode;
+}
+
+/** The exit code, a stable error code for --json, and the line a person reads. */
+function classifyError(err: unknown): ErrorReport {
+  const message = (err as Error)?.message ?? String(err);
+  const report = (exitCode: number, code: string, text = message): ErrorReport => ({ exitCode, code, message, text });
   if (isAbortedError(err) || (err instanceof Error && err.name === "AbortError") || (err instanceof Error && /^interrupted by/.test(err.message))) {
-    process.stderr.write("delift: interrupted; no output was written\n");
-    return 130;
+    return { exitCode: 130, code: "interrupted", message: "interrupted; no output was written", text: "interrupted; no output was written" };
   }
-  if (isConfigError(err) || isInputError(err) || err instanceof ModelError || isWorkerHealthError(err)) {
-    process.stderr.write(`delift: ${(err as Error).message}\n`);
-    return 2;
-  }
+  if (isConfigError(err)) return report(2, "invalid-option");
+  if (isInputError(err)) return report(2, "invalid-input");
+  if (err instanceof ModelError) return report(2, "model-error");
+  if (isWorkerHealthError(err)) return report(2, "worker-health");
   // The coordinator's answers: refused, unknown job, or gone for longer than a client waits.
-  if (isUnauthenticatedError(err) || isUnknownJobError(err) || isInvalidRequestError(err)) {
-    process.stderr.write(`delift: ${(err as Error).message}\n`);
-    return 2;
-  }
-  if (err instanceof Error && (err.name === "CoordinatorGoneError" || err.name === "CoordinatorUnavailableError")) {
-    process.stderr.write(`delift: ${err.message}\n`);
-    return 4;
-  }
-  if (err instanceof Error && (err.name === "LeaseError" || err.name === "WorkerRetiredError")) {
-    process.stderr.write(`delift: ${err.message}\n`);
-    return 1;
-  }
-  process.stderr.write(`delift: ${(err as Error)?.stack ?? String(err)}\n`);
-  return 1;
+  if (isUnauthenticatedError(err)) return report(2, "unauthenticated");
+  if (isUnknownJobError(err)) return report(2, "unknown-job");
+  if (isInvalidRequestError(err)) return report(2, "invalid-request");
+  if (err instanceof Error && (err.name === "CoordinatorGoneError" || err.name === "CoordinatorUnavailableError")) return report(4, "coordinator-unavailable");
+  if (err instanceof Error && err.name === "LeaseError") return report(1, "lease");
+  if (err instanceof Error && err.name === "WorkerRetiredError") return report(1, "worker-retired");
+  return report(1, "internal", (err as Error)?.stack ?? String(err));
 }

@@ -9,6 +9,8 @@ export { DEFAULT_FIELDS } from "./data/types.js";
 export type { Dataset, FieldMap, LoadOptions, Sample, SkippedRecord } from "./data/types.js";
 export { formatProblem, invalidRecordsError, loadDataset } from "./data/load-dataset.js";
 export { detectFormat } from "./data/read-records.js";
+export { validateRecord } from "./data/validate-record.js";
+export type { ValidRecord } from "./data/validate-record.js";
 export type { DataFormat, RawRecord } from "./data/read-records.js";
 export { packPieces, sampleLengths, sampleTokens, selectSamples, tokenizeTexts } from "./data/tokenized-corpus.js";
 export type { TokenizedCorpus } from "./data/tokenized-corpus.js";
@@ -78,6 +80,8 @@ export type { HnswOptions, HnswResult } from "./candidates/hnsw-search.js";
 export { recallAtK, truncateLists } from "./candidates/recall.js";
 export { EXACT_MAX_MULTIPLY_ADDS, chooseSearchMethod, searchCandidates } from "./candidates/search-candidates.js";
 export type { CandidateSearch, SearchMethod } from "./candidates/search-candidates.js";
+export { MAX_DENSE_ENTRIES, denseSimilarityKernel, sparseSimilarityKernel } from "./candidates/similarity-kernel.js";
+export type { SimilarityTable } from "./candidates/similarity-kernel.js";
 
 // tiles
 export { tileValueCount } from "./tiles/types.js";
@@ -102,7 +106,7 @@ export type { ChunkedExtras } from "./kernel/chunked-convert.js";
 export type { BlobStore, KeyValueBucket, QueueObservation, QueueSettings, StoredTileMessage, TileDelivery, TileQueue, TileSource } from "./bus/types.js";
 export { KvRevisionError, isKvRevisionError } from "./bus/errors.js";
 export { LocalBlobStore, MemoryKeyValue, MemoryTileQueue } from "./bus/memory-bus.js";
-export { NatsBlobStore, NatsKeyValue, NatsTileQueue, NatsTileSource, tileStreamName } from "./bus/nats-bus.js";
+export { NatsBlobStore, NatsKeyValue, NatsTileQueue, NatsTileSource, TILE_CONSUMER, tileStreamName } from "./bus/nats-bus.js";
 export { NATS_FLAGS, NATS_OPTIONS_HELP, closeNats, natsAccessFrom, natsConnectionOptions } from "./bus/nats-options.js";
 export type { NatsAccess } from "./bus/nats-options.js";
 export { ACTIVE_JOBS_KEY, CLUSTER_BUCKET, COORDINATOR_KEY, HEARTBEAT_MS, JOBS_BUCKET, MODELS_BUCKET, WORKERS_BUCKET, WORKER_TTL_MS, modelBlobName, statusKey, workKey } from "./cluster/names.js";
@@ -112,7 +116,7 @@ export { ActiveJobsRecord, CoordinatorRecord, HeartbeatRecord, JOB_ID_PATTERN, J
 export type { CoordinatorEndpointRecord, CoordinatorLease, RecordCodec, WorkerHeartbeat } from "./cluster/records.js";
 
 // gRPC
-export type { FailureAck, JobStatusMessage, ResultFileChunk, StoryLine, TileFailure, TileResultChunk, TileStarted, UploadAck, WorkerInfo, WorkerRate } from "./rpc/types.js";
+export type { FailureAck, JobStatusMessage, PhaseProgress, ResultFileChunk, StoryLine, TileFailure, TileResultChunk, TileStarted, UploadAck, WorkerInfo, WorkerRate } from "./rpc/types.js";
 export { connectCoordinator, isGrpcStatus } from "./rpc/client.js";
 export type { CoordinatorClient, CoordinatorEndpoint } from "./rpc/client.js";
 export { bearerMetadata, channelCredentials, serverCredentials } from "./rpc/credentials.js";
@@ -147,3 +151,6 @@ export { assertReplaceable, writeOutputDir } from "./util/output-dir.js";
 
 // selection (its own public entry)
 export * from "./selection/mod.js";
+
+// metrics (its own public entry)
+export * from "./metrics/mod.js";

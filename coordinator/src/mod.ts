@@ -95,3 +95,7 @@ export { embedSamples } from "./runtime/embeddings.js";
 // gRPC service
 export { startGrpcServer } from "./rpc/grpc-server.js";
 export type { GrpcServerOptions } from "./rpc/grpc-server.js";
+
+// metrics
+export { JobMetrics } from "./metrics/job-metrics.js";
+export type { JobMetricsOptions, QueueDepth } from "./metrics/job-metrics.js";

@@ -20,12 +20,16 @@ import {
   natsConnectionOptions,
   NatsKeyValue,
   NatsTileQueue,
+  natsQueueDepth,
+  newMetricsRegistry,
   parseLogFormat,
+  parseMetricsAddress,
   parseLogLevel,
   WORKER_TTL_MS,
+  startMetricsServer,
   WORKERS_BUCKET,
 } from "../../../common/src/mod.js";
-import { acquireCoordinatorLease, Coordinator, dataDirIdentity, DEFAULT_CONFLICT_TOLERANCE, startGrpcServer, TileStore } from "../../../coordinator/src/mod.js";
+import { acquireCoordinatorLease, Coordinator, JobMetrics, dataDirIdentity, DEFAULT_CONFLICT_TOLERANCE, startGrpcServer, TileStore } from "../../../coordinator/src/mod.js";
 import { numberOption, parseCommand, requireString } from "../args.js";
 
 export const COORDINATOR_HELP = `delift coordinator --nats URL --grpc HOST:PORT --data-dir DIR [options]
@@ -50,6 +54,8 @@ refuses to start, or with --standby waits and takes over when the first stops re
   --conflict-tolerance X largest difference between two results of one tile (float differences between
                          devices) that still counts as the same: the stored values are kept and the
                          difference logged; beyond it the job fails (default ${DEFAULT_CONFLICT_TOLERANCE})
+  --metrics HOST:PORT    serve Prometheus metrics on http://HOST:PORT/metrics (jobs' tiles by state,
+                         pairs, queue depth, tile durations, bytes, tasks; RSS, event-loop delay)
   --log-format F         pretty (default) | json;  --log-level L  debug | info (default) | warn | error
 ${NATS_OPTIONS_HELP}`;
 
@@ -70,6 +76,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     "conflict-tolerance": { type: "string" },
     "log-format": { type: "string" },
     "log-level": { type: "string" },
+    metrics: { type: "string" },
   });
   if (values.help) {
     process.stdout.write(COORDINATOR_HELP + "\n");
@@ -87,6 +94,12 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const conflictTolerance = numberOption(values["conflict-tolerance"], "conflict-tolerance", 0, 1) ?? DEFAULT_CONFLICT_TOLERANCE;
   if (values["publish-token"] && !token) throw new ConfigError("--publish-token needs --token (or DELIFT_TOKEN)");
 
+  const metricsAt = typeof values.metrics === "string" ? parseMetricsAddress(values.metrics) : null;
+  const registry = metricsAt ? newMetricsRegistry({ process: "coordinator" }) : null;
+  // Bound first: a bad --metrics address is said before anything else starts.
+  const metricsServer = metricsAt && registry ? await startMetricsServer(metricsAt, registry) : null;
+  if (metricsServer) log.info({ metrics: metricsServer.url }, `metrics on ${metricsServer.url}`);
+
   await mkdir(dataDir, { recursive: true });
   const holder = await dataDirIdentity(dataDir);
   const nc = await connect(natsConnectionOptions({ ...access, name: `delift-coordinator@${hostname()}` }));
@@ -100,6 +113,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     lease = await acquireCoordinatorLease({ kv: clusterKv, holder, address: grpcAddress, ttlMs: leaseTtlMs, standby: values.standby === true, log, signal: stopping.signal });
   } catch (err) {
     await closeNats(nc);
+    await metricsServer?.close();
     if (stopping.signal.aborted) return 0;
     throw err;
   }
@@ -108,6 +122,11 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const queue = await NatsTileQueue.create(nc, access.replicas);
   const store = await TileStore.open(typeof values.store === "string" ? resolve(values.store) : join(dataDir, "tiles"));
   const coordinator = await Coordinator.start({ queue, jobsKv, blobs: await NatsBlobStore.open(nc, MODELS_BUCKET, access.replicas), store, dataDir, log, conflictTolerance });
+  if (registry) {
+    const metrics = new JobMetrics(registry, { statuses: () => coordinator.list(), queueDepth: natsQueueDepth(nc) });
+    coordinator.onStory((e) => metrics.observe(e));
+    metrics.seed(coordinator.list().map((s) => coordinator.record(s.jobId)));
+  }
   const server = await startGrpcServer({ coordinator, address: grpcAddress, token, tls, workersKv, log });
   const advertise = typeof values.advertise === "string" ? values.advertise : advertisedAddress(grpcAddress, server.port);
   const publishEndpoint = () =>
@@ -135,6 +154,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   await queue.close();
   if (exitCode === 0) await lease.release();
   await closeNats(nc);
+  await metricsServer?.close();
   return exitCode;
 }
 

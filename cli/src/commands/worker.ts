@@ -18,9 +18,13 @@ import {
   natsConnectionOptions,
   NatsKeyValue,
   NatsTileSource,
+  newMetricsRegistry,
   parseLogFormat,
+  parseMetricsAddress,
   parseLogLevel,
   WORKER_TTL_MS,
+  startMetricsServer,
+  WorkerMetrics,
   WORKERS_BUCKET,
 } from "../../../common/src/mod.js";
 import { defaultModelCacheDir, GrpcResultSender, ModelCache, WorkerLoop } from "../../../worker/src/mod.js";
@@ -48,6 +52,8 @@ using a delivery, backs off, and after 3 such failures in a row exits with statu
   --drain-timeout S      on SIGTERM, seconds a running tile may still take (default 60)
   --id NAME              worker id (default HOST-PID-RANDOM)
   --verbose              log every tile started and stored (--log-level debug)
+  --metrics HOST:PORT    serve Prometheus metrics on http://HOST:PORT/metrics (tiles, pairs, tile
+                         durations, failures, redeliveries, bytes; RSS, event-loop delay)
   --log-format F         pretty (default) | json;  --log-level L  debug | info (default) | warn | error
 ${NATS_OPTIONS_HELP}`;
 
@@ -66,6 +72,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     verbose: { type: "boolean" },
     "log-format": { type: "string" },
     "log-level": { type: "string" },
+    metrics: { type: "string" },
   });
   if (values.help) {
     process.stdout.write(WORKER_HELP + "\n");
@@ -91,11 +98,16 @@ export async function workerCommand(argv: string[]): Promise<number> {
   }
   const log = createLogger({ format: parseLogFormat(values["log-format"]), level: parseLogLevel(values["log-level"], values.verbose === true ? "debug" : "info"), base: { worker: workerId } });
 
+  const metricsAt = typeof values.metrics === "string" ? parseMetricsAddress(values.metrics) : null;
+  const registry = metricsAt ? newMetricsRegistry({ process: "worker", worker: workerId }) : null;
+  const metricsServer = metricsAt && registry ? await startMetricsServer(metricsAt, registry) : null;
+  if (metricsServer) log.info({ metrics: metricsServer.url }, `metrics on ${metricsServer.url}`);
+
   const nc = await connect(natsConnectionOptions({ ...access, name: `delift-worker ${workerId}` }));
   const { jobsKv, workersKv, clusterKv, blobs } = await bindBuckets(nc, log, access.replicas ?? 1);
   const sender = new GrpcResultSender(clusterKv, workerId, { token, caPem });
   const models = new ModelCache(blobs, typeof values["cache-dir"] === "string" ? values["cache-dir"] : defaultModelCacheDir(), { device, threads }, { maxModels });
-  const loop = new WorkerLoop({ workerId, source: NatsTileSource.create(nc), jobsKv, workersKv, models, sender, concurrency, device, log, drainMs });
+  const loop = new WorkerLoop({ workerId, source: NatsTileSource.create(nc), jobsKv, workersKv, models, sender, concurrency, device, log, drainMs, ...(registry ? { events: new WorkerMetrics(registry, concurrency) } : {}) });
   loop.start();
   log.info({ device, concurrency, nats: access.servers.join(",") }, `worker ready (${device}, concurrency ${concurrency}), NATS ${access.servers.join(",")}`);
 
@@ -109,6 +121,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   await sender.close();
   await models.dispose();
   await closeNats(nc);
+  await metricsServer?.close();
   log.info({ tiles: loop.stats.tilesDone }, `stopped after ${loop.stats.tilesDone} tiles`);
   if (loop.retired) {
     process.stderr.write(`delift: ${loop.retired.message}\n`);

@@ -1,8 +1,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Device, type JobStatusMessage, LocalBlobStore, type Logger, MemoryKeyValue, MemoryTileQueue, silentLogger } from "../../../common/src/mod.js";
-import { Coordinator, type JobSpec, type JobState, type PlanDescription, type StoryEntry, TERMINAL_JOB_STATES, TileStore } from "../../../coordinator/src/mod.js";
+import type { Registry } from "prom-client";
+import { type Device, type JobStatusMessage, LocalBlobStore, type Logger, MemoryKeyValue, MemoryTileQueue, silentLogger, WorkerMetrics } from "../../../common/src/mod.js";
+import { Coordinator, JobMetrics, type JobSpec, type JobState, type PlanDescription, type StoryEntry, TERMINAL_JOB_STATES, TileStore } from "../../../coordinator/src/mod.js";
 import { ModelCache, type ResultSender, WorkerLoop } from "../../../worker/src/mod.js";
 import { DirectResultSender } from "./direct-sender.js";
 
@@ -26,6 +27,8 @@ export type EmbeddedOptions = {
   wrapSender?: (sender: ResultSender) => ResultSender;
   /** Keep the coordinator's data (job state, story) here instead of a temporary directory. */
   dataDir?: string;
+  /** Feed the job's and the worker's metrics into this registry (--metrics). */
+  metrics?: Registry;
 };
 
 export type EmbeddedOutcome = { status: JobStatusMessage; summary: string | null; jobId: string };
@@ -53,6 +56,8 @@ export async function runEmbeddedJob(spec: JobSpec, o: EmbeddedOptions): Promise
     conflictTolerance: o.conflictTolerance,
   });
   const unsubscribe = o.onStory ? coordinator.onStory(o.onStory) : () => undefined;
+  const jobMetrics = o.metrics ? new JobMetrics(o.metrics, { statuses: () => coordinator.list() }) : null;
+  const unsubscribeMetrics = jobMetrics ? coordinator.onStory((e) => jobMetrics.observe(e)) : () => undefined;
   const models = new ModelCache(blobs, join(dataDir, "models"), { device: o.device, threads: o.threads });
   const direct = new DirectResultSender(coordinator, "embedded");
   const worker = new WorkerLoop({
@@ -67,6 +72,7 @@ export async function runEmbeddedJob(spec: JobSpec, o: EmbeddedOptions): Promise
     log,
     pollMs: 100,
     drainMs: 0,
+    ...(o.metrics ? { events: new WorkerMetrics(o.metrics, o.concurrency ?? 1) } : {}),
   });
   worker.start();
   try {
@@ -90,6 +96,7 @@ export async function runEmbeddedJob(spec: JobSpec, o: EmbeddedOptions): Promise
     return { status, summary: coordinator.result(jobId).summary, jobId };
   } finally {
     unsubscribe();
+    unsubscribeMetrics();
     await worker.stop();
     await models.dispose();
     await coordinator.close();

@@ -1,4 +1,4 @@
-import { checkDevice, type Device, type LogFormat, parseLogFormat } from "../../../common/src/mod.js";
+import { checkDevice, type Device, type LogFormat, type MetricsAddress, parseLogFormat, parseMetricsAddress } from "../../../common/src/mod.js";
 import { choiceOption, intOption, type OptionSpec } from "../args.js";
 import { defaultStoreDir } from "./default-store.js";
 
@@ -12,6 +12,7 @@ export const EMBEDDED_OPTIONS: OptionSpec = {
   quiet: { type: "boolean" },
   verbose: { type: "boolean" },
   "log-format": { type: "string" },
+  metrics: { type: "string" },
 };
 
 export const EMBEDDED_HELP = `Runtime (the embedded default: coordinator and worker in this process, no NATS server):
@@ -23,9 +24,10 @@ export const EMBEDDED_HELP = `Runtime (the embedded default: coordinator and wor
   --threads N            onnxruntime intra-op threads (default: all cores)
   --concurrency N        tiles computed at once (default 1)
   --quiet                no progress bar; --verbose logs every job and tile event
-  --log-format F         pretty (default) | json: one JSON object per log line (warnings, --verbose events)`;
+  --log-format F         pretty (default) | json: one JSON object per log line (warnings, --verbose events)
+  --metrics HOST:PORT    serve Prometheus metrics on http://HOST:PORT/metrics while the job runs`;
 
-export type EmbeddedFlags = { storeDir: string; device: Device; threads?: number; concurrency: number; quiet: boolean; verbose: boolean; logFormat: LogFormat };
+export type EmbeddedFlags = { storeDir: string; device: Device; threads?: number; concurrency: number; quiet: boolean; verbose: boolean; logFormat: LogFormat; metrics?: MetricsAddress };
 
 export function embeddedFlags(values: Record<string, string | boolean | undefined>): EmbeddedFlags {
   const device = choiceOption(values.device, "device", ["cpu", "cuda"] as const) ?? "cpu";
@@ -38,5 +40,6 @@ export function embeddedFlags(values: Record<string, string | boolean | undefine
     quiet: values.quiet === true,
     verbose: values.verbose === true,
     logFormat: parseLogFormat(values["log-format"]),
+    ...(typeof values.metrics === "string" ? { metrics: parseMetricsAddress(values.metrics) } : {}),
   };
 }

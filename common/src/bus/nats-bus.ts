@@ -22,7 +22,9 @@ import { ConfigError } from "../errors.js";
 import { KvRevisionError } from "./errors.js";
 import type { BlobStore, KeyValueBucket, QueueObservation, QueueSettings, StoredTileMessage, TileDelivery, TileQueue, TileSource } from "./types.js";
 
-const CONSUMER = "workers";
+/** The durable pull consumer every worker shares, on each job's tile stream. */
+export const TILE_CONSUMER = "workers";
+const CONSUMER = TILE_CONSUMER;
 const TILE_HEADER = "Delift-Tile";
 const MAC_HEADER = "Delift-Mac";
 /** Reconcile lists the tile ids of a job's stream up to this many messages. */

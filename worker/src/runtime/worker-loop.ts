@@ -22,6 +22,7 @@ import {
   type TileOutput,
   type TileSource,
   tileValueCount,
+  type WorkerTileEvents,
   verifyTileMac,
   type WorkerHeartbeat,
   workKey,
@@ -50,6 +51,8 @@ export type WorkerOptions = {
   maxHealthFailures?: number;
   /** First back-off after a health failure, doubled each time (default 1000 ms). */
   healthBackoffMs?: number;
+  /** Told of every tile taken up, finished, failed or dropped (the worker's metrics). */
+  events?: WorkerTileEvents;
 };
 
 /** The worker stopped itself: it kept failing on its own (model fetch, provider, memory, token). */
@@ -201,6 +204,7 @@ export class WorkerLoop {
     if (checked === "retry") return;
     if ("why" in checked) {
       this.stats.dropped++;
+      this.o.events?.tileDropped(jobId, checked.why);
       const text = checked.why === "malformed" ? `dropped a malformed tile message of job ${jobId}: ${checked.reason}` : checked.why === "forged" ? `dropped a forged or altered tile message of job ${jobId}: ${checked.reason}` : `dropped a tile message of job ${jobId}: ${checked.reason}`;
       log.warn({ tile: d.tileId ?? undefined, reason: checked.reason }, text);
       d.term();
@@ -210,6 +214,7 @@ export class WorkerLoop {
     const tileLog = log.child({ tile: msg.tileId });
     const running: Running = { jobId, tileId: msg.tileId, abort: new AbortController() };
     this.running.add(running);
+    this.o.events?.tileStarted(jobId, d.deliveryCount);
     const keepAlive = setInterval(() => {
       d.working();
       this.o.sender.progress(jobId, msg.tileId, d.deliveryCount).then(
@@ -246,6 +251,7 @@ export class WorkerLoop {
       const outcome = await this.uploadWithRetry(spec, msg, d, output, seconds, running.abort.signal);
       await d.ack().catch((err) => tileLog.warn({ ...errorFields(err) }, `job ${jobId}: ack of tile ${msg.tileId.slice(0, 12)} failed (${(err as Error).message}); a redelivery will be a duplicate`));
       this.healthStreak = 0;
+      this.o.events?.tileFinished(jobId, { outcome, seconds, pairs: tileValueCount(msg.work), bytesDown: d.data.byteLength, bytesUp: output.distances.byteLength });
       if (outcome === "stored" || outcome === "duplicate") {
         this.stats.tilesDone++;
         this.stats.pairsDone += tileValueCount(msg.work);
@@ -259,6 +265,7 @@ export class WorkerLoop {
       clearInterval(keepAlive);
       lease?.release();
       this.running.delete(running);
+      this.o.events?.tileLeft(jobId);
     }
   }
 
@@ -339,6 +346,7 @@ export class WorkerLoop {
     this.stats.failures++;
     const message = (err as Error)?.message ?? String(err);
     const kind: FailureKindReport = isModelError(err) ? "model" : isWorkerHealthError(err) || isUnauthenticatedError(err) ? "health" : "tile";
+    this.o.events?.tileFailed(msg.jobId, kind);
     log.warn({ attempt: d.deliveryCount, kind, ...errorFields(err) }, `job ${msg.jobId}: tile ${msg.tileId.slice(0, 12)} failed (delivery ${d.deliveryCount}/${spec.maxDeliver}, ${kind === "tile" ? "the tile's" : kind === "model" ? "the model bundle's" : "this worker's"} fault): ${message}`);
     const reply = await this.o.sender.failed(msg.jobId, msg.tileId, d.deliveryCount, message, kind).catch((e: unknown) => {
       log.warn({ ...errorFields(e) }, `job ${msg.jobId}: could not report the failure of tile ${msg.tileId.slice(0, 12)}: ${(e as Error).message}`);
