@@ -9,6 +9,8 @@ export { DEFAULT_FIELDS } from "./data/types.js";
 export type { Dataset, FieldMap, LoadOptions, Sample, SkippedRecord } from "./data/types.js";
 export { formatProblem, invalidRecordsError, loadDataset } from "./data/load-dataset.js";
 export { detectFormat } from "./data/read-records.js";
+export { validateRecord } from "./data/validate-record.js";
+export type { ValidRecord } from "./data/validate-record.js";
 export type { DataFormat, RawRecord } from "./data/read-records.js";
 export { packPieces, sampleLengths, sampleTokens, selectSamples, tokenizeTexts } from "./data/tokenized-corpus.js";
 export type { TokenizedCorpus } from "./data/tokenized-corpus.js";
@@ -78,6 +80,8 @@ export type { HnswOptions, HnswResult } from "./candidates/hnsw-search.js";
 export { recallAtK, truncateLists } from "./candidates/recall.js";
 export { EXACT_MAX_MULTIPLY_ADDS, chooseSearchMethod, searchCandidates } from "./candidates/search-candidates.js";
 export type { CandidateSearch, SearchMethod } from "./candidates/search-candidates.js";
+export { MAX_DENSE_ENTRIES, denseSimilarityKernel, sparseSimilarityKernel } from "./candidates/similarity-kernel.js";
+export type { SimilarityTable } from "./candidates/similarity-kernel.js";
 
 // tiles
 export { tileValueCount } from "./tiles/types.js";
@@ -112,7 +116,7 @@ export { ActiveJobsRecord, CoordinatorRecord, HeartbeatRecord, JOB_ID_PATTERN, J
 export type { CoordinatorEndpointRecord, CoordinatorLease, RecordCodec, WorkerHeartbeat } from "./cluster/records.js";
 
 // gRPC
-export type { FailureAck, JobStatusMessage, ResultFileChunk, StoryLine, TileFailure, TileResultChunk, TileStarted, UploadAck, WorkerInfo, WorkerRate } from "./rpc/types.js";
+export type { FailureAck, JobStatusMessage, PhaseProgress, ResultFileChunk, StoryLine, TileFailure, TileResultChunk, TileStarted, UploadAck, WorkerInfo, WorkerRate } from "./rpc/types.js";
 export { connectCoordinator, isGrpcStatus } from "./rpc/client.js";
 export type { CoordinatorClient, CoordinatorEndpoint } from "./rpc/client.js";
 export { bearerMetadata, channelCredentials, serverCredentials } from "./rpc/credentials.js";

@@ -35,6 +35,7 @@ test("a minimal spec gets every default", () => {
     existing: null,
     existingIds: null,
     kernel: null,
+    embeddings: null,
     selection: {
       stage: "instruction",
       budget: "0.3",

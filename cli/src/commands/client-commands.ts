@@ -8,6 +8,7 @@ import { holdAt, SELECTION_FILES } from "../../../coordinator/src/mod.js";
 import { parseCommand, requireString } from "../args.js";
 import { JobWatchView } from "../progress/job-watch-view.js";
 import { formatDuration } from "../progress/rate-meter.js";
+import { phaseCell } from "../progress/phase-view.js";
 import { StreamEndedEarly, withReconnect } from "../progress/reconnect.js";
 import { CLIENT_HELP, CLIENT_OPTIONS, clientFrom } from "../setup/client-flags.js";
 import { abortOnSignals } from "../setup/interrupt.js";
@@ -127,12 +128,13 @@ export async function jobsCommand(argv: string[]): Promise<number> {
       j.state,
       j.stage,
       `${j.tilesDone}/${j.tilesTotal}`,
+      phaseCell(j.phase),
       j.pairsPerSecond > 0 ? j.pairsPerSecond.toFixed(1) : "-",
       formatDuration(j.elapsedSeconds),
       j.createdAt,
       j.error,
     ]);
-    process.stdout.write(table(["JOB", "STATE", "STAGE", "TILES", "PAIRS/S", "ELAPSED", "CREATED", "ERROR"], rows));
+    process.stdout.write(table(["JOB", "STATE", "STAGE", "TILES", "PHASE", "PAIRS/S", "ELAPSED", "CREATED", "ERROR"], rows));
     return 0;
   } finally {
     client.close();

@@ -46,7 +46,7 @@ export async function selectCommand(argv: string[]): Promise<number> {
 
 /** delift select --kernel DIR (no model): FL over the kernel, central or sharded by the choice rule. */
 async function selectKernelOnly(values: Record<string, string | boolean | undefined>, out: string): Promise<number> {
-  for (const flag of ["data", "stage", "target", "target-ids", "existing", "existing-ids", "kernel-type", "save-kernel", "neighbors", "random-columns", "eta", "nu"]) {
+  for (const flag of ["data", "stage", "target", "target-ids", "existing", "existing-ids", "kernel-type", "embeddings", "save-kernel", "neighbors", "random-columns", "eta", "nu"]) {
     if (values[flag] !== undefined) throw new ConfigError(`delift select: --${flag} needs --data and --model (selection straight from a kernel is FL over that kernel)`);
   }
   const quiet = values.quiet === true;

@@ -16,6 +16,7 @@ export const JOB_OPTIONS: OptionSpec = {
   existing: { type: "string" },
   "existing-ids": { type: "string" },
   kernel: { type: "string" },
+  embeddings: { type: "string" },
   budget: { type: "string" },
   optimizer: { type: "string" },
   epsilon: { type: "string" },
@@ -81,6 +82,10 @@ export const SCORING_HELP = `Scoring:
   --neighbors K          sparse mode: score each target against its K nearest samples only (cosine of
                          the bundle's encoder embeddings) instead of every sample: n x K pairs, not n^2
   --random-columns R     sparse mode: plus R random samples per target (seeded by --seed)
+  --embeddings FILE      sentence embeddings of the --data records, in data order: .npy (float32 or
+                         float16, shape [records, dim]) or Parquet (an id column and a list column);
+                         the SE kernel's vectors and --neighbors' search space instead of the bundle's
+                         encoder (with --kernel-type se the corpus is not tokenized at all)
   --skip-invalid         skip (and report) invalid records instead of failing
   --field-instruction/--field-input/--field-output/--field-id/--field-source NAME
                          record field names (default instruction, input, output, id, task)`;
@@ -111,6 +116,7 @@ export async function jobSpecFromFlags(values: Values, kind: "select" | "kernel"
   setPath("existing", "existing");
   setPath("existingIds", "existing-ids");
   setPath("kernel", "kernel");
+  setPath("embeddings", "embeddings");
   assign(selection, {
     stage: str("stage"),
     budget: str("budget"),

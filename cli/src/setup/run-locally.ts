@@ -2,6 +2,7 @@ import { assertReplaceable, createLogger, KERNEL_FILES, newMetricsRegistry, star
 import { type JobSpec, type PlanDescription, SELECTION_FILES } from "../../../coordinator/src/mod.js";
 import { runEmbeddedJob } from "../embedded/run-embedded-job.js";
 import { KernelProgress } from "../progress/kernel-progress.js";
+import { PhaseProgressView } from "../progress/phase-view.js";
 import type { EmbeddedFlags } from "./embedded-flags.js";
 import { abortOnSignals } from "./interrupt.js";
 
@@ -17,6 +18,7 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
   const metricsServer = flags.metrics && registry ? await startMetricsServer(flags.metrics, registry) : null;
   if (metricsServer && !flags.quiet) process.stderr.write(`metrics on ${metricsServer.url}\n`);
   const progress = new KernelProgress(!flags.quiet);
+  const phases = new PhaseProgressView(!flags.quiet);
   const interrupt = abortOnSignals();
   let started = false;
   try {
@@ -29,9 +31,14 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
       signal: interrupt.signal,
       ...(registry ? { metrics: registry } : {}),
       log: createLogger({ format: flags.logFormat, level: flags.verbose ? "debug" : "warn" }),
-      onPlanned: (description) => printSummary(description),
+      onPlanned: (description) => {
+        phases.stop(); // the reading bar ends before the summary is printed
+        printSummary(description);
+      },
       onStatus: (s) => {
+        if (s.state !== "scoring") phases.update(s.phase);
         if (s.state === "scoring" && !started) {
+          phases.stop();
           started = true;
           progress.start({ tiles: s.tilesTotal, pairs: s.pairsTotal, tilesDone: s.tilesDone, pairsDone: s.pairsDone });
         } else if (started) {
@@ -40,6 +47,7 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
       },
     });
     progress.stop();
+    phases.stop();
     const s = outcome.status;
     if (s.state !== "done") {
       process.stderr.write(`delift: ${s.failedDuring === "planning" ? "" : `job ${s.state}: `}${s.error || s.state}; no output was written\n`);
@@ -48,6 +56,7 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
     const computed = s.tilesDone - s.tilesReused;
     process.stderr.write(
       `${outcome.summary}\n` +
+        (spec.selection.kernelType === "se" ? `SE kernel (sentence-embedding cosine): no prompts to score\n` : "") +
         `${s.pairsTotal} prompts scored in ${s.elapsedSeconds.toFixed(1)} s (${computed} tiles computed, ${s.tilesReused} reused from the tile store)\n` +
         `wrote ${out}\n`,
     );

@@ -66,19 +66,24 @@ export async function cellProbeSearch(matrix: EmbeddingMatrix, queries: Uint32Ar
     const kk = Math.min(k, examples.length);
     const nCells = Math.max(1, Math.min(options.cells ?? Math.round(2 * Math.sqrt(examples.length)), examples.length, 1 << 16));
     const seed = options.seed ?? 0;
+    progress("cells", 0, 1);
     const centroids = await trainCentroids(engine, matrix, examples, nCells, options.trainPoints ?? 64 * nCells, options.iterations ?? 10, seed, check);
     const train = lap();
     progress("cells", 1, 1);
+    progress("assign", 0, 1);
     const cellOf = await nearestCells(engine, matrix, examples, centroids, nCells, check);
     const cells = cellLists(cellOf, examples, nCells);
     const assign = lap();
 
     let probes: number;
     let sampledRecall: number | null = null;
+    progress("assign", 1, 1);
     if (options.probes === undefined || options.probes === "auto") {
+      progress("tune", 0, 1);
       const tuned = await tuneProbes(engine, matrix, queries, examples, kk, centroids, nCells, cellOf, options.targetRecall ?? DEFAULT_TARGET_RECALL, options.sampleQueries ?? 256, seed);
       probes = tuned.probes;
       sampledRecall = tuned.recall;
+      progress("tune", 1, 1);
     } else {
       if (!(Number.isInteger(options.probes) && options.probes >= 1)) throw new ConfigError(`probes must be a positive integer, got ${options.probes}`);
       probes = Math.min(options.probes, nCells);
@@ -102,9 +107,10 @@ export async function cellProbeSearch(matrix: EmbeddingMatrix, queries: Uint32Ar
         const tile: SearchTile = { queries: Uint32Array.from(local, (t) => chunkQueries[t]), corpus };
         scatterMerge(merged, local, await runSearchTile(engine, matrix, tile, kk));
         searched += local.length * corpus.length;
+        progress("search", chunk * nCells + c + 1, chunks * nCells);
       }
       storeLists(lists, positions, merged);
-      progress("search", chunk + 1, chunks);
+      progress("search", (chunk + 1) * nCells, chunks * nCells);
     }
     const search = lap();
     return { lists, cells: nCells, probes, sampledRecall, searchedFraction: searched / Math.max(1, queries.length * examples.length), seconds: { train, assign, tune, search } };

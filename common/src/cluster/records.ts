@@ -130,7 +130,7 @@ export const JobStatusRecord = codec(
   "job status",
   z.object({
     jobId,
-    state: z.enum(["planning", "scoring", "selecting", "writing", "cancelling", "done", "failed", "cancelled"]),
+    state: z.enum(["planning", "searching", "scoring", "selecting", "writing", "cancelling", "done", "failed", "cancelled"]),
     tilesTotal: count,
     tilesDone: count,
     tilesReused: count,
@@ -147,5 +147,18 @@ export const JobStatusRecord = codec(
     tileBytes: count,
     resultBytes: count,
     failedDuring: shortText(40),
+    phase: z
+      .object({
+        name: shortText(40),
+        step: shortText(40),
+        done: z.number().finite().min(0),
+        total: z.number().finite().min(0),
+        unit: shortText(40),
+        elapsedSeconds: z.number().finite().min(0),
+        rate: z.number().finite().min(0),
+        etaSeconds: z.number().finite(),
+      })
+      .nullable()
+      .optional(),
   }),
 );

@@ -34,6 +34,12 @@ export type ReadCorpusOptions = {
   skipInvalid?: boolean;
   /** When given, prepareCorpus's rule: a response that cannot be scored within the maximum length is a bad record. */
   prompts?: TokenizedPrompts | null;
+  /**
+   * False: validate and index the records only, no token ids (the corpus has empty samples and no
+   * length rule applies): for jobs that never score prompts, such as the SE kernel on given
+   * embeddings. Default true.
+   */
+  tokenize?: boolean;
   /** Tokenizer threads; 0 = on this thread. Default: the machine's cores, or this thread for files under 4 MiB. */
   threads?: number;
   batchBytes?: number;
@@ -66,7 +72,8 @@ const SMALL_FILE = 4 << 20;
 export async function readCorpus(file: string, options: ReadCorpusOptions): Promise<CorpusRead> {
   const started = performance.now();
   const fields: FieldMap = { ...DEFAULT_FIELDS, ...options.fields };
-  const prompts = options.prompts ?? null;
+  const tokenize = options.tokenize ?? true;
+  const prompts = tokenize ? options.prompts ?? null : null;
   const signal = options.signal;
   throwIfAborted(signal);
   const source = await openBatches(file, { batchBytes: options.batchBytes ?? 1 << 20, batchRows: options.batchRows ?? 2048 });
@@ -84,7 +91,7 @@ export async function readCorpus(file: string, options: ReadCorpusOptions): Prom
     vocabSize = tokenizer.vocabSize;
     runBatch = async (_seq, input, mode) => tokenizeBatch(input, { tokenizer, fields, prompts, ...mode } satisfies BatchContext);
   }
-  const merger = new BatchMerger(file, fields, vocabSize <= 0x10000, options.skipInvalid ?? false);
+  const merger = new BatchMerger(file, fields, vocabSize <= 0x10000, options.skipInvalid ?? false, tokenize);
   const progress = new ProgressTicker(file, source.facts, merger, started, options.onProgress, options.progressIntervalMs ?? 200);
   const inFlight: Promise<BatchResult & { byteOffset: number; consumed: number }>[] = [];
   const maxInFlight = Math.max(2, 2 * threads);
@@ -137,7 +144,7 @@ class BatchMerger {
   records = 0;
   private validated = 0;
 
-  constructor(private readonly file: string, private readonly fields: FieldMap, readonly narrow: boolean, private readonly skipInvalid: boolean) {
+  constructor(private readonly file: string, private readonly fields: FieldMap, readonly narrow: boolean, private readonly skipInvalid: boolean, private readonly tokenize = true) {
     this.tokens = narrow ? new Growable(Uint16Array, 1 << 20) : new Growable(Uint32Array, 1 << 20);
     this.offsets.push(0);
   }
@@ -148,7 +155,7 @@ class BatchMerger {
 
   /** Once a bad record is seen without --skip-invalid the read will fail: later batches need only validation. */
   mode(): BatchMode {
-    return { tokenize: this.skipInvalid || this.problems.length === 0, narrow: this.narrow };
+    return { tokenize: this.tokenize && (this.skipInvalid || this.problems.length === 0), narrow: this.narrow };
   }
 
   /** Merges the next batch in file order; returns how many bytes of the file are now merged (for the bar). */

@@ -24,7 +24,13 @@ export type EmbeddingTarget = {
   dataFile: string;
 };
 
-export type ReadEmbeddingsOptions = { signal?: AbortSignal; idColumn?: string; vectorColumn?: string };
+export type ReadEmbeddingsOptions = {
+  signal?: AbortSignal;
+  idColumn?: string;
+  vectorColumn?: string;
+  /** .npy: bytes of values read so far, of all to read (a bar for the embeddings phase). */
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+};
 
 const MAX_LISTED = 5;
 
@@ -38,12 +44,12 @@ const MAX_LISTED = 5;
  */
 export async function readEmbeddings(file: string, target: EmbeddingTarget, options: ReadEmbeddingsOptions = {}): Promise<EmbeddingMatrix> {
   const lower = file.toLowerCase();
-  if (lower.endsWith(".npy")) return readNpy(file, target, options.signal);
+  if (lower.endsWith(".npy")) return readNpy(file, target, options.signal, options.onProgress);
   if (lower.endsWith(".parquet") || lower.endsWith(".pq")) return readParquetEmbeddings(file, target, options);
   throw new InputError({ file }, "unknown embeddings format: expected .npy (float32 or float16, shape [n, dim]) or .parquet (an id column and a list column)");
 }
 
-async function readNpy(file: string, target: EmbeddingTarget, signal: AbortSignal | undefined): Promise<EmbeddingMatrix> {
+async function readNpy(file: string, target: EmbeddingTarget, signal: AbortSignal | undefined, onProgress?: (done: number, total: number) => void): Promise<EmbeddingMatrix> {
   let fh: FileHandle;
   try {
     fh = await open(file, "r");
@@ -86,10 +92,11 @@ async function readNpy(file: string, target: EmbeddingTarget, signal: AbortSigna
     const rowBytes = dim * width;
     const identity = target.count === rows && target.ordinals.every((o, i) => o === i);
     if (identity) {
-      // Straight into the matrix, in slices (one read is limited to 2 GiB).
-      for (let at = 0; at < bytes.length; at += 1 << 30) {
+      // Straight into the matrix, in slices (one read is limited to 2 GiB; 64 MiB keeps the bar moving).
+      for (let at = 0; at < bytes.length; at += 1 << 26) {
         throwIfAborted(signal);
-        await readFully(fh, bytes.subarray(at, Math.min(bytes.length, at + (1 << 30))), dataOffset + at, file);
+        await readFully(fh, bytes.subarray(at, Math.min(bytes.length, at + (1 << 26))), dataOffset + at, file);
+        onProgress?.(Math.min(bytes.length, at + (1 << 26)), bytes.length);
       }
     } else {
       // Runs of consecutive ordinals are read at once; rows of skipped records are never read.
@@ -99,6 +106,7 @@ async function readNpy(file: string, target: EmbeddingTarget, signal: AbortSigna
         while (j < target.count && target.ordinals[j] === target.ordinals[j - 1] + 1 && j - i < 65536) j++;
         await readFully(fh, bytes.subarray(i * rowBytes, j * rowBytes), dataOffset + target.ordinals[i] * rowBytes, file);
         i = j;
+        onProgress?.(i * rowBytes, bytes.length);
       }
     }
     const m: EmbeddingMatrix = { count: target.count, dim, dtype, data, invNorms: new Float32Array(target.count) };

@@ -23,6 +23,24 @@ export type TileStarted = { jobId: string; tileId: string; attempt: number; work
 
 export type WorkerRate = { workerId: string; tiles: number; pairs: number; pairsPerSecond: number };
 
+/**
+ * Where the long work of the job's current phase stands (reading the data, the candidate search,
+ * the kernel, the selection, writing): a bar (done of total, in `unit`), its rate and ETA.
+ */
+export type PhaseProgress = {
+  /** reading | embeddings | candidates | kernel | selection | writing */
+  name: string;
+  /** What part of the phase the bar counts (cell-probe search: cells, tune, search). */
+  step: string;
+  done: number;
+  total: number;
+  unit: string;
+  elapsedSeconds: number;
+  /** Units per second over the step so far, and the seconds left at that rate (-1: not known yet). */
+  rate: number;
+  etaSeconds: number;
+};
+
 export type JobStatusMessage = {
   jobId: string;
   state: string;
@@ -42,6 +60,8 @@ export type JobStatusMessage = {
   tileBytes: number;
   resultBytes: number;
   failedDuring: string;
+  /** The current phase's progress, when it reports one (null otherwise). */
+  phase?: PhaseProgress | null;
 };
 
 export type WorkerInfo = {

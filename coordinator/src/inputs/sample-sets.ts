@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { ConfigError, InputError, packPieces, sampleTokens, type PreparedCorpus, type Sample, type TokenizedCorpus } from "../../../common/src/mod.js";
+import { ConfigError, type EmbeddingMatrix, InputError, packPieces, type RecordIndex, sampleTokens, type PreparedCorpus, type Sample, type TokenizedCorpus } from "../../../common/src/mod.js";
 
 /**
  * The samples of a selection: candidates V (which may be picked) and, for the task and continual
@@ -16,6 +16,18 @@ export type SampleSets = {
   o: Uint32Array;
   /** Records skipped on load (--skip-invalid), over both files. */
   skipped: number;
+  /**
+   * When every sample comes from the data file: global index -> the sample's position in that
+   * file's corpus (the row of given embeddings). Null when a second file is part of the sets.
+   */
+  corpusIndex: Uint32Array | null;
+  /** Given embeddings (--embeddings), rows by corpus sample (corpusIndex), or null. */
+  embeddings: EmbeddingMatrix | null;
+  /**
+   * Lean sets (SE kernel on given embeddings): the corpus was not tokenized (tokens are empty), the
+   * samples carry no record and no x/y text; outputs re-read their records from here.
+   */
+  records: RecordIndex | null;
 };
 
 export function combineSets(candidates: PreparedCorpus, otherCorpus: PreparedCorpus | null, candidateIdx?: number[], otherIdx?: number[]): SampleSets {
@@ -35,30 +47,49 @@ export function combineSets(candidates: PreparedCorpus, otherCorpus: PreparedCor
   const o = Uint32Array.from(oIdx, (_, k) => vIdx.length + k);
   const cand = vIdx.map((i, k) => ({ ...candidates.samples[i], index: k }));
   const other = oIdx.map((i, k) => ({ ...oSource.samples[i], index: k }));
-  return { tokens: packPieces(pieces, total), ids: [...cand.map((s) => s.id), ...other.map((s) => s.id)], candidates: cand, other, v, o, skipped: candidates.skipped.length + (otherCorpus?.skipped.length ?? 0) };
+  return {
+    tokens: packPieces(pieces, total),
+    ids: [...cand.map((s) => s.id), ...other.map((s) => s.id)],
+    candidates: cand,
+    other,
+    v,
+    o,
+    skipped: candidates.skipped.length + (otherCorpus?.skipped.length ?? 0),
+    corpusIndex: otherCorpus ? null : Uint32Array.from([...vIdx, ...oIdx]),
+    embeddings: null,
+    records: null,
+  };
+}
+
+/** The samples an id list can name: a data file's, by id. */
+export type IdLookup = { file: string; count: number; indexOf(id: string): number };
+
+export function idLookupOf(corpus: PreparedCorpus): IdLookup {
+  const byId = new Map(corpus.samples.map((s, i) => [s.id, i]));
+  return { file: corpus.file, count: corpus.samples.length, indexOf: (id) => byId.get(id) ?? -1 };
 }
 
 /** Reads an id list (one per line; blank lines and # comments ignored) and finds each id in the data. */
-export async function resolveIdList(file: string, corpus: PreparedCorpus): Promise<number[]> {
+export async function resolveIdList(file: string, source: PreparedCorpus | IdLookup): Promise<number[]> {
+  const corpus = "samples" in source ? idLookupOf(source) : source;
   let text: string;
   try {
     text = await readFile(file, "utf8");
   } catch (err) {
     throw new InputError({ file }, `cannot read id list: ${(err as Error).message}`);
   }
-  const byId = new Map(corpus.samples.map((s, i) => [s.id, i]));
   const out: number[] = [];
   const seen = new Set<number>();
   text.split(/\r?\n/).forEach((raw, k) => {
     const id = raw.trim();
     if (id === "" || id.startsWith("#")) return;
-    const i = byId.get(id);
-    if (i === undefined) throw new InputError({ file, line: k + 1 }, `unknown id "${id}": no sample of ${corpus.file} has it`);
+    const i = corpus.indexOf(id);
+    if (i < 0) throw new InputError({ file, line: k + 1 }, `unknown id "${id}": no sample of ${corpus.file} has it`);
     if (seen.has(i)) throw new InputError({ file, line: k + 1 }, `id "${id}" listed twice`);
     seen.add(i);
     out.push(i);
   });
   if (out.length === 0) throw new InputError({ file }, "the id list is empty");
-  if (out.length === corpus.samples.length) throw new ConfigError(`${file} lists every sample of ${corpus.file}: nothing is left to select from`);
+  if (out.length === corpus.count) throw new ConfigError(`${file} lists every sample of ${corpus.file}: nothing is left to select from`);
   return out;
 }

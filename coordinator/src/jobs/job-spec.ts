@@ -51,6 +51,11 @@ export type JobSpec = {
   existingIds: string | null;
   /** A V x V utility kernel written earlier ("delift kernel"), reused instead of scoring it again. */
   kernel: string | null;
+  /**
+   * Sentence embeddings given with the data (`--embeddings`, .npy or Parquet, rows of the data
+   * file): the SE kernel's vectors and sparse mode's neighbour space, instead of the bundle's encoder.
+   */
+  embeddings: string | null;
   selection: SelectionSpec;
   scoring: ScoringSettings;
   queue: { ackWaitSeconds: number; maxDeliver: number; maxQueued: number };
@@ -61,7 +66,7 @@ export type JobSpec = {
 export const DEFAULT_BATCH: BatchLimits = { maxBatch: 32, maxTokens: 8192 };
 export const DEFAULT_QUEUE = { ackWaitSeconds: 30, maxDeliver: 5, maxQueued: 256 };
 
-const TOP_KEYS = ["kind", "data", "model", "target", "targetIds", "existing", "existingIds", "kernel", "selection", "scoring", "queue", "saveKernel"];
+const TOP_KEYS = ["kind", "data", "model", "target", "targetIds", "existing", "existingIds", "kernel", "embeddings", "selection", "scoring", "queue", "saveKernel"];
 
 /** Validates a job spec (from a job file or a submit request), filling in every default. */
 export function parseJobSpec(value: unknown, source: string): JobSpec {
@@ -168,6 +173,7 @@ export function parseJobSpec(value: unknown, source: string): JobSpec {
     existing: path("existing", false),
     existingIds: path("existingIds", false),
     kernel: path("kernel", false),
+    embeddings: path("embeddings", false),
     selection,
     scoring,
     queue: {
@@ -194,4 +200,12 @@ function checkStage(spec: JobSpec, source: string): void {
   if (stage !== "continual" && (spec.existing || spec.existingIds)) fail("existing", "belongs to stage continual");
   if (spec.kind === "kernel" && stage !== "instruction") fail("selection.stage", "a kernel job computes the V x V kernel only");
   if (spec.kernel && (spec.kind === "kernel" || spec.selection.kernelType === "se")) fail("kernel", "a kernel to reuse belongs to a selection with the utility kernel");
+  if (spec.embeddings) {
+    const se = spec.kind === "select" && spec.selection.kernelType === "se";
+    if (!se && !spec.scoring.candidates) {
+      fail("embeddings", "given embeddings serve the SE kernel (kernelType se) or sparse mode's neighbour search (scoring.candidates, --neighbors K); this job uses neither");
+    }
+    if (spec.target) fail("embeddings", "given embeddings cover the data file only: give the target set as ids of samples of the data (targetIds, --target-ids)");
+    if (spec.existing) fail("embeddings", "given embeddings cover the data file only: give the data already used as ids of samples of the data (existingIds, --existing-ids)");
+  }
 }

@@ -3,16 +3,18 @@
  * dask.distributed's scheduler). The machine itself is in machine.ts; this file holds the shapes.
  *
  * Job: planning -> scoring -> selecting -> writing -> done, with failed, cancelling -> cancelled
+ * from any live state; a job whose kernel comes from a candidate search (the SE kernel on given
+ * embeddings) goes planning -> searching -> selecting instead of scoring.
  * from any live state. A kernel job skips selecting. Tile: planned -> queued -> running -> stored,
  * or failed; a tile the queue lost, or one a sick worker handed back, goes back to planned.
  */
 
-export type JobState = "planning" | "scoring" | "selecting" | "writing" | "cancelling" | "done" | "failed" | "cancelled";
+export type JobState = "planning" | "searching" | "scoring" | "selecting" | "writing" | "cancelling" | "done" | "failed" | "cancelled";
 export type TileState = "planned" | "queued" | "running" | "stored" | "failed";
-export type TaskKind = "plan" | "publish" | "store" | "reconcile" | "select" | "write" | "release";
+export type TaskKind = "plan" | "search" | "publish" | "store" | "reconcile" | "select" | "write" | "release";
 
 export const TERMINAL_JOB_STATES: ReadonlySet<JobState> = new Set(["done", "failed", "cancelled"]);
-export const LIVE_JOB_STATES: ReadonlySet<JobState> = new Set(["planning", "scoring", "selecting", "writing"]);
+export const LIVE_JOB_STATES: ReadonlySet<JobState> = new Set(["planning", "searching", "scoring", "selecting", "writing"]);
 
 /** What a job's machine is told once, at submission (from the spec and the coordinator). */
 export type JobSettings = {
@@ -118,7 +120,9 @@ export type JobEvent =
   | { type: "submitted"; settings: JobSettings }
   /** A restarted coordinator takes the job up again (session: how many restarts so far). */
   | { type: "resumed"; was: JobState; session: number }
-  | { type: "plan-done"; task: string; tiles: PlannedTile[]; samples: number }
+  /** `search`: the job's kernel needs the candidate search phase (no tiles to score). */
+  | { type: "plan-done"; task: string; tiles: PlannedTile[]; samples: number; search?: boolean }
+  | { type: "search-done"; task: string }
   | { type: "publish-done"; task: string; tileIds: string[]; bytes: number }
   | ({ type: "store-done"; task: string; request: string; tileId: string; worker: string; attempt: number; seconds: number; bytes: number } & StoreOutcome)
   | { type: "reconcile-done"; task: string; queue: QueueObservation | null; stored: string[] }
@@ -148,6 +152,7 @@ export type Reply = UploadReply | FailureReply | StartedReply;
 
 export type TaskStart =
   | { kind: "plan"; resume: boolean }
+  | { kind: "search" }
   | { kind: "publish"; tileIds: string[] }
   | { kind: "store"; tileId: string; request: string }
   | { kind: "reconcile"; tileIds: string[] }

@@ -29,13 +29,16 @@ export type Outcome = { instructions: Instruction[]; changes: Change[] };
 
 type Edge = { accepts: readonly JobEventType[] };
 
-const TASK_OUTCOMES: readonly JobEventType[] = ["plan-done", "publish-done", "store-done", "reconcile-done", "select-done", "write-done", "task-failed"];
+const TASK_OUTCOMES: readonly JobEventType[] = ["plan-done", "search-done", "publish-done", "store-done", "reconcile-done", "select-done", "write-done", "task-failed"];
 const FAILURES: readonly JobEventType[] = ["task-failed", "tile-failed", "tile-max-deliveries", "reconcile-done", "store-done", "fail"];
 
 const JOB_EDGES: Record<string, Edge> = {
   "planning->scoring": { accepts: ["plan-done"] },
   "planning->selecting": { accepts: ["plan-done"] },
   "planning->writing": { accepts: ["plan-done"] },
+  "planning->searching": { accepts: ["plan-done"] },
+  "searching->selecting": { accepts: ["search-done"] },
+  "searching->writing": { accepts: ["search-done"] },
   "scoring->selecting": { accepts: ["store-done", "reconcile-done"] },
   "scoring->writing": { accepts: ["store-done", "reconcile-done"] },
   "selecting->writing": { accepts: ["select-done"] },
@@ -49,6 +52,8 @@ for (const from of LIVE_JOB_STATES) {
   JOB_EDGES[`${from}->cancelling`] = { accepts: ["cancel"] };
   JOB_EDGES[`${from}->cancelled`] = { accepts: ["cancel"] };
 }
+// A plan that contradicts itself (a search phase and tiles to score) fails the job where it is heard.
+JOB_EDGES["planning->failed"] = { accepts: [...FAILURES, "plan-done"] };
 
 const TILE_EDGES: Record<string, Edge> = {
   "planned->queued": { accepts: ["publish-done"] },
@@ -280,6 +285,12 @@ const HANDLERS: Handlers = {
       }
     }
     job.counts.tilesTotal = job.tiles.size;
+    if (e.search) {
+      if (job.tiles.size > 0) return step.fail("a job with a candidate search phase has no tiles to score (planning gave some)");
+      step.moveJob("searching");
+      step.start({ kind: "search" });
+      return;
+    }
     if (job.counts.tilesDone === job.counts.tilesTotal) return step.beginFinishing();
     step.moveJob("scoring");
     step.publishMore();
@@ -385,6 +396,14 @@ const HANDLERS: Handlers = {
     step.publishMore();
   },
 
+  "search-done"(step, e) {
+    const job = step.job;
+    if (!step.settle(e.task, "done")) return;
+    if (job.state === "cancelling") return step.maybeCancelled();
+    if (job.state !== "searching") return step.reject(`the job is ${job.state}, not searching`);
+    step.beginFinishing();
+  },
+
   "select-done"(step, e) {
     const job = step.job;
     if (!step.settle(e.task, "done")) return;
@@ -428,6 +447,7 @@ const HANDLERS: Handlers = {
     if (TERMINAL_JOB_STATES.has(job.state)) return step.reject(`the job is ${job.state}`);
     switch (kind as TaskKind) {
       case "plan":
+      case "search":
       case "select":
       case "write":
         return step.fail(e.error);

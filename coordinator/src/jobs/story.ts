@@ -82,13 +82,15 @@ function describeEvent(e: JobEvent): string {
     case "resumed":
       return `resumed after a coordinator restart (was ${e.was}; session ${e.session})`;
     case "plan-done":
-      return `${e.task}: planned ${e.samples} samples, ${e.tiles.length} tiles (${e.tiles.filter((t) => t.stored).length} already stored)`;
+      return `${e.task}: planned ${e.samples} samples, ${e.search ? "a candidate search, " : ""}${e.tiles.length} tiles (${e.tiles.filter((t) => t.stored).length} already stored)`;
     case "publish-done":
       return `${e.task}: published ${e.tileIds.length} tiles (${e.bytes} bytes)`;
     case "store-done":
       return `${e.task}: tile ${e.tileId.slice(0, 12)} from ${e.worker} ${e.outcome === "stored" ? `stored (${e.bytes} bytes)` : `already stored (max difference ${e.maxDiff})`}`;
     case "reconcile-done":
       return `${e.task}: queue ${e.queue ? `${e.queue.exists ? "" : "gone, "}${e.queue.messages} messages, ${e.queue.pending} pending, ${e.queue.ackPending} being worked on, ${e.queue.redelivered} redelivered` : "not readable"}; ${e.stored.length} in flight found stored`;
+    case "search-done":
+      return `${e.task}: candidate search done, kernel built`;
     case "select-done":
       return `${e.task}: selection done`;
     case "write-done":

@@ -13,6 +13,7 @@ import {
   errorFields,
   InvalidRequestError,
   type JobStatusMessage,
+  type PhaseProgress,
   JobStatusRecord,
   KERNEL_FILES,
   type KeyValueBucket,
@@ -112,6 +113,8 @@ type JobEntry = {
   traffic: { tileBytes: number; resultBytes: number };
   /** The job's first tile was stored in this session (the "scoring" hold point). */
   storedOnce: boolean;
+  /** The current phase's progress as its thread last reported it (cleared when the job's state changes). */
+  phase: PhaseProgress | null;
 };
 
 const SAVE_INTERVAL_MS = 250;
@@ -175,7 +178,7 @@ export class Coordinator {
 
   status(jobId: string): JobStatusMessage {
     const e = this.entry(jobId);
-    return jobStatus(e.record, e.spec?.selection.stage ?? "", Date.now(), e.record.finishedAt, e.traffic);
+    return jobStatus(e.record, e.spec?.selection.stage ?? "", Date.now(), e.record.finishedAt, e.traffic, LIVE_JOB_STATES.has(e.record.state) ? e.phase : null);
   }
 
   list(): JobStatusMessage[] {
@@ -315,6 +318,7 @@ export class Coordinator {
     entry.story.append(entries);
     for (const e of entries) this.tell(e);
     for (const listener of this.storyListeners) for (const e of entries) listener(e);
+    if (out.changes.some((c) => c.kind === "job")) entry.phase = null;
     for (const i of out.instructions) this.carryOut(entry, i);
     if (out.changes.some((c) => c.kind === "job")) void entry.story.sync().catch(() => undefined);
     // A finished, released job writes no more (a late stimulus reopens the file): close it.
@@ -409,6 +413,7 @@ export class Coordinator {
     const id = entry.record.id;
     const bodies: Record<TaskStart["kind"], () => TaskBody> = {
       plan: () => (ctx) => this.planTask(entry, ctx, (i as { resume: boolean }).resume),
+      search: () => (ctx) => this.searchTask(entry, ctx),
       publish: () => (ctx) => this.publishTask(entry, ctx, (i as { tileIds: string[] }).tileIds),
       store: () => (ctx) => this.storeTask(entry, ctx, i as { tileId: string; request: string }),
       reconcile: () => (ctx) => this.reconcileTask(entry, ctx, (i as { tileIds: string[] }).tileIds),
@@ -420,8 +425,26 @@ export class Coordinator {
   }
 
   private threadOf(entry: JobEntry): JobThread {
-    entry.thread ??= new JobThread(entry.record.id, (point) => announceHold(point, entry.record.id));
+    entry.thread ??= new JobThread(entry.record.id, (point) => announceHold(point, entry.record.id), (p) => this.phaseProgress(entry, p));
     return entry.thread;
+  }
+
+  /** A phase's progress from the job's thread: kept for the status, and sent to watchers at once. */
+  private phaseProgress(entry: JobEntry, p: PhaseProgress): void {
+    if (!LIVE_JOB_STATES.has(entry.record.state)) return;
+    entry.phase = p;
+    const status = this.status(entry.record.id);
+    for (const l of [...entry.listeners]) l(status);
+  }
+
+  /** The candidate search phase (SE kernel on given embeddings), in the job's thread. */
+  private async searchTask(entry: JobEntry, ctx: TaskContext): Promise<JobEvent> {
+    const id = entry.record.id;
+    const started = performance.now();
+    const r = await this.threadOf(entry).call("search", {}, { signal: ctx.signal });
+    const how = r.searches.map((f) => `${f.method}${f.cells !== null ? ` (${f.cells} cells, ${f.probes} probes, sampled recall ${f.sampledRecall?.toFixed(3) ?? "-"})` : ""} in ${f.seconds.toFixed(1)} s`).join("; ");
+    this.log.info({ job: id, nnz: r.nnz, seconds: (performance.now() - started) / 1000, searches: r.searches }, `job ${id}: candidate search done (${how || "dense: no search"}), kernel of ${r.nnz} entries`);
+    return { type: "search-done", task: ctx.id };
   }
 
   private async planTask(entry: JobEntry, ctx: TaskContext, resume: boolean): Promise<JobEvent> {
@@ -446,7 +469,7 @@ export class Coordinator {
     await holdAt("planning", id, ctx.signal);
     const tiles = plan.tiles.map((t) => ({ id: t.id, pairs: t.pairs, stored: this.deps.store.has(t.id) }));
     this.log.info({ job: id, samples: plan.samples, tiles: tiles.length, stored: tiles.filter((t) => t.stored).length }, `job ${id}: ${plan.samples} samples, ${tiles.length} tiles (${tiles.filter((t) => t.stored).length} already stored)`);
-    return { type: "plan-done", task: ctx.id, tiles, samples: plan.samples };
+    return { type: "plan-done", task: ctx.id, tiles, samples: plan.samples, ...(plan.search ? { search: true } : {}) };
   }
 
   private async publishTask(entry: JobEntry, ctx: TaskContext, tileIds: string[]): Promise<JobEvent> {
@@ -705,6 +728,7 @@ export class Coordinator {
       lastSavedState: null,
       traffic: { tileBytes: 0, resultBytes: 0 },
       storedOnce: false,
+      phase: null,
     };
     this.jobs.set(record.id, entry);
     return entry;

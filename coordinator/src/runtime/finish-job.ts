@@ -6,6 +6,8 @@ import { assembleKernel } from "../kernel/assemble-kernel.js";
 import { buildReport } from "../select/build-report.js";
 import { cosineKernel, sparseCosineKernel } from "../select/cosine-kernel.js";
 import { withRandomColumns } from "../plan/candidates.js";
+import { fillCandidateTexts, leanRecordReader } from "../inputs/lean-records.js";
+import { givenSimilarityKernel, type SearchRunOptions } from "../plan/given-embeddings.js";
 import { prepareSelection, runCentralSelection, type PreparedSelection, type SelectionOutcome, type SelectionSettings } from "../select/run-selection.js";
 import type { SelectionReport } from "../report/types.js";
 import { writeSelection } from "../select/write-selection.js";
@@ -50,8 +52,17 @@ export async function assembleJobKernels(planned: PlannedJob, read: (tile: TileS
 }
 
 /** DELIFT (SE): kernels from the bundle's sentence encoder instead of in-context utility. */
-export async function seKernels(spec: JobSpec, planned: PlannedJob): Promise<{ main: CscKernel; second: CscKernel | null }> {
+export async function seKernels(spec: JobSpec, planned: PlannedJob, options: SearchRunOptions = {}): Promise<{ main: CscKernel; second: CscKernel | null }> {
   const { sets } = planned;
+  const stage = spec.selection.stage;
+  if (sets.embeddings) {
+    // Given embeddings (--embeddings): no encoder; sparse mode searches them at scale.
+    const given = async (rows: Uint32Array, cols: Uint32Array) => (await givenSimilarityKernel(sets, rows, cols, spec.scoring.candidates, options)).kernel;
+    return {
+      main: await given(sets.v, sets.v),
+      second: stage === "task" ? await given(sets.o, sets.v) : stage === "continual" ? await given(sets.v, sets.o) : null,
+    };
+  }
   const { embeddings: e, dim } = await embedSamples(planned.inputs, sets, "the SE kernel");
   const sparse = spec.scoring.candidates;
   // Dense: every pair. Sparse mode: each row against its nearest columns (and random ones), as for the utility kernel.
@@ -59,7 +70,6 @@ export async function seKernels(spec: JobSpec, planned: PlannedJob): Promise<{ m
     sparse
       ? sparseCosineKernel(e, dim, rows, cols, withRandomColumns(await nearestNeighbours(e, dim, rows, cols, sparse.neighbors), cols, sparse))
       : cosineKernel(e, dim, rows, cols);
-  const stage = spec.selection.stage;
   return {
     main: await kernel(sets.v, sets.v),
     second: stage === "task" ? await kernel(sets.o, sets.v) : stage === "continual" ? await kernel(sets.v, sets.o) : null,
@@ -85,14 +95,21 @@ export type PreparedJobSelection = {
 };
 
 /** Assembles (or computes, for SE) the job's kernels and prepares its objective. */
-export async function prepareJobSelection(spec: JobSpec, planned: PlannedJob, read: (tile: TileSpec) => Promise<TileOutput>, timings: JobTimings): Promise<PreparedJobSelection> {
+export async function prepareJobSelection(
+  spec: JobSpec,
+  planned: PlannedJob,
+  read: (tile: TileSpec) => Promise<TileOutput>,
+  timings: JobTimings,
+  /** SE kernels the search phase built already. */
+  built: { main: CscKernel; second: CscKernel | null } | null = null,
+): Promise<PreparedJobSelection> {
   const kernelStarted = performance.now();
   const assembled = spec.selection.kernelType === "utility" ? await assembleJobKernels(planned, read) : [];
   const utility = planned.reusedKernel ? [planned.reusedKernel, ...assembled] : assembled;
   // The selection scales its kernels in place: what --save-kernel writes is a copy of the values
   // before, the utility kernel exactly as "delift kernel" writes it.
   const utilityToSave = spec.saveKernel && utility[0] ? { ...utility[0], csc: { ...utility[0].csc, values: utility[0].csc.values.slice() } } : null;
-  const kernels = spec.selection.kernelType === "se" ? await seKernels(spec, planned) : { main: utility[0].csc, second: utility[1]?.csc ?? null };
+  const kernels = spec.selection.kernelType === "se" ? built ?? (await seKernels(spec, planned)) : { main: utility[0].csc, second: utility[1]?.csc ?? null };
   const kernelSeconds = timings.kernelSeconds + (performance.now() - kernelStarted) / 1000;
   const sel = spec.selection;
   const settings: SelectionSettings = {
@@ -116,23 +133,27 @@ export async function selectJob(
   read: (tile: TileSpec) => Promise<TileOutput>,
   timings: JobTimings,
   tiles: { computed: number; reused: number },
+  /** SE kernels the search phase built already. */
+  built: { main: CscKernel; second: CscKernel | null } | null = null,
 ): Promise<SelectedJob> {
-  const p = await prepareJobSelection(spec, planned, read, timings);
+  const p = await prepareJobSelection(spec, planned, read, timings, built);
   return reportJobSelection(spec, planned, p, runCentralSelection(p.kernels, p.settings, p.prepared), timings, tiles);
 }
 
 /** The report of a selection made over prepared kernels (centrally or by shard hosts). */
-export function reportJobSelection(
+export async function reportJobSelection(
   spec: JobSpec,
   planned: PlannedJob,
   p: PreparedJobSelection,
   outcome: SelectionOutcome,
   timings: JobTimings,
   tiles: { computed: number; reused: number },
-): SelectedJob {
+): Promise<SelectedJob> {
   const { kernels, settings, utility, utilityToSave, kernelSeconds } = p;
   const { sets } = planned;
   const sel = spec.selection;
+  // Lean sets hold no texts: the report's preview (its first picks) reads theirs back.
+  await fillCandidateTexts(sets, outcome.result.order.slice(0, 15), spec.scoring.fields);
   const facts = (k: UtilityKernel | undefined): KernelFacts => ({
     truncatedPrompts: k ? k.metadata.truncated.pairs + k.metadata.truncated.baseline : null,
     tilesComputed: k ? tiles.computed : null,
@@ -175,7 +196,8 @@ export async function writeSelectedJob(spec: JobSpec, planned: PlannedJob, selec
   const { sets } = planned;
   const sel = spec.selection;
   const { outcome, report, utilityToSave } = selected;
-  await writeSelection(out, { records: sets.candidates.map((s) => s.record), order: outcome.result.order, gains: outcome.result.gains }, report, {
+  const records = sets.records ? leanRecordReader(sets) : sets.candidates.map((s) => s.record);
+  await writeSelection(out, { records, order: outcome.result.order, gains: outcome.result.gains }, report, {
     names: ["kernel"],
     write: async (tmp) => {
       if (utilityToSave) await writeKernel(join(tmp, "kernel"), { ...utilityToSave, metadata: { ...utilityToSave.metadata, data: spec.data } });

@@ -1,4 +1,4 @@
-import type { JobStatusMessage } from "../../../common/src/mod.js";
+import type { JobStatusMessage, PhaseProgress } from "../../../common/src/mod.js";
 import { jobRate, type JobRecord } from "../jobs/job-state.js";
 
 /** The status a watcher sees (gRPC JobStatus, KV <job>.status). */
@@ -8,6 +8,7 @@ export function jobStatus(
   now: number,
   finishedAt: number | null,
   traffic: { tileBytes: number; resultBytes: number } = { tileBytes: 0, resultBytes: 0 },
+  phase: PhaseProgress | null = null,
 ): JobStatusMessage {
   const { pairsPerSecond, etaSeconds } = jobRate(job, now);
   return {
@@ -34,5 +35,6 @@ export function jobStatus(
     tileBytes: traffic.tileBytes,
     resultBytes: traffic.resultBytes,
     failedDuring: job.failedDuring ?? "",
+    phase,
   };
 }

@@ -1,9 +1,10 @@
 import { type BlobStore, bundleFiles, InputError, modelBlobName, nearestNeighbours, parseBudget, readKernel, sampleLengths, type SkippedRecord, type UtilityKernel, type WorkSpec } from "../../../common/src/mod.js";
-import { loadJobSets, loadModelInputs, type ModelInputs } from "../inputs/load-inputs.js";
+import { type LoadProgress, loadJobSets, loadModelInputs, type ModelInputs } from "../inputs/load-inputs.js";
 import type { SampleSets } from "../inputs/sample-sets.js";
 import type { JobSpec } from "../jobs/job-spec.js";
 import { planDenseKernel, planSparseKernel } from "../plan/plan-tiles.js";
 import { withRandomColumns } from "../plan/candidates.js";
+import { matrixRowsOf, searchGivenCandidates, tableToGlobal } from "../plan/given-embeddings.js";
 import { embedSamples } from "./embeddings.js";
 import { sampleKeys } from "../plan/sample-keys.js";
 import { settingsKey } from "../plan/settings-key.js";
@@ -38,9 +39,9 @@ export function kernelRequests(spec: JobSpec, sets: SampleSets): KernelRequest[]
   return requests;
 }
 
-export async function planJob(spec: JobSpec, maxTileTokens = DEFAULT_MAX_TILE_TOKENS): Promise<PlannedJob> {
+export async function planJob(spec: JobSpec, maxTileTokens = DEFAULT_MAX_TILE_TOKENS, progress: LoadProgress = {}): Promise<PlannedJob> {
   const inputs = await loadModelInputs(spec.model, spec.scoring);
-  const { sets, skipped } = await loadJobSets(spec, inputs);
+  const { sets, skipped } = await loadJobSets(spec, inputs, undefined, progress);
   // A budget that does not fit the data is known now; finding out after scoring would waste it all.
   if (spec.kind === "select") parseBudget(spec.selection.budget, sets.v.length);
   const reusedKernel = spec.kernel ? await readMatchingKernel(spec.kernel, sets, inputs.bundle.hash) : null;
@@ -54,7 +55,14 @@ export async function planJob(spec: JobSpec, maxTileTokens = DEFAULT_MAX_TILE_TO
   const common = { settingsKey: settings, sampleKeys: keys, shape: spec.scoring.tile, sampleTokenCounts: counts, maxTileTokens };
   const sparse = spec.scoring.candidates;
   let plans: TileSpec[][];
-  if (sparse && requests.length > 0) {
+  if (sparse && requests.length > 0 && sets.embeddings) {
+    // Given embeddings: the search that scales (exact or cell probes), in the matrix's rows.
+    plans = [];
+    for (const r of requests) {
+      const { table } = await searchGivenCandidates(sets.embeddings, matrixRowsOf(sets, r.targets), matrixRowsOf(sets, r.examples), sparse);
+      plans.push(planSparseKernel({ ...common, ...r, candidates: tableToGlobal(sets, table) }));
+    }
+  } else if (sparse && requests.length > 0) {
     const { embeddings, dim } = await embedSamples(inputs, sets, "sparse mode (candidates by nearest neighbours)");
     plans = [];
     for (const r of requests) {

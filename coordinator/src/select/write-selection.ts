@@ -9,8 +9,11 @@ import type { SelectionReport } from "../report/types.js";
 export const SELECTION_FILES = ["selected.jsonl", "report.json", "report.html"];
 
 export type SelectionRecords = {
-  /** The user's records, by kernel column. */
-  records: Record<string, unknown>[];
+  /**
+   * The user's records, by kernel column; or a reader that yields the records of the given
+   * columns in that order (lean jobs re-read them from the data file instead of holding them).
+   */
+  records: Record<string, unknown>[] | ((columns: Uint32Array) => AsyncIterable<Record<string, unknown>>);
   order: Uint32Array;
   gains: Float64Array;
 };
@@ -28,11 +31,17 @@ export async function writeSelection(
   await writeOutputDir(dir, [...SELECTION_FILES, ...(extra?.names ?? [])], async (tmp) => {
     await extra?.write(tmp);
     const out = createWriteStream(join(tmp, "selected.jsonl"));
-    for (let k = 0; k < selection.order.length; k++) {
+    const records = selection.records;
+    const inOrder: AsyncIterable<Record<string, unknown>> | Iterable<Record<string, unknown>> =
+      typeof records === "function" ? records(selection.order) : Array.from(selection.order, (j) => records[j]);
+    let k = 0;
+    for await (const record of inOrder) {
       const j = selection.order[k];
-      const line = JSON.stringify({ ...selection.records[j], index: j, rank: k + 1, gain: selection.gains[k] }, jsonSafe);
+      const line = JSON.stringify({ ...record, index: j, rank: k + 1, gain: selection.gains[k] }, jsonSafe);
+      k++;
       if (!out.write(line + "\n")) await new Promise<void>((r) => out.once("drain", () => r()));
     }
+    if (k !== selection.order.length) throw new Error(`wrote ${k} of ${selection.order.length} selected records`);
     out.end();
     await finished(out);
     await writeFile(join(tmp, "report.json"), JSON.stringify(report, null, 1) + "\n");

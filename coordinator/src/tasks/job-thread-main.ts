@@ -4,7 +4,11 @@ import { newThreadState, THREAD_OPS } from "./thread-ops.js";
 import type { ThreadMessage } from "./job-thread.js";
 
 const port = parentPort!;
-const state = newThreadState((workerData as { jobId: string }).jobId, (point) => port.postMessage({ kind: "hold", point } satisfies ThreadMessage));
+const state = newThreadState(
+  (workerData as { jobId: string }).jobId,
+  (point) => port.postMessage({ kind: "hold", point } satisfies ThreadMessage),
+  (progress) => port.postMessage({ kind: "progress", progress } satisfies ThreadMessage),
+);
 
 port.on("message", (m: { id: number; op: keyof typeof THREAD_OPS; input: never }) => {
   void (async () => {

@@ -1,5 +1,5 @@
 import { type TransferListItem, Worker } from "node:worker_threads";
-import { AbortedError } from "../../../common/src/mod.js";
+import { AbortedError, type PhaseProgress } from "../../../common/src/mod.js";
 import type { HoldPoint } from "./hold.js";
 import type { ThreadOps } from "./thread-ops.js";
 
@@ -18,7 +18,8 @@ export class ThreadTaskError extends Error {
 export type ThreadMessage =
   | { kind: "result"; id: number; ok: true; value: unknown }
   | { kind: "result"; id: number; ok: false; error: { name: string; message: string; stack?: string } }
-  | { kind: "hold"; point: HoldPoint };
+  | { kind: "hold"; point: HoldPoint }
+  | { kind: "progress"; progress: PhaseProgress };
 
 /**
  * A job's worker thread: its planned data (samples, tokens, tile plan, kernels) lives there, and the
@@ -33,7 +34,7 @@ export class JobThread {
   private nextId = 1;
   private ended: Error | null = null;
 
-  constructor(private readonly jobId: string, private readonly onHold: (point: HoldPoint) => void) {}
+  constructor(private readonly jobId: string, private readonly onHold: (point: HoldPoint) => void, private readonly onProgress: (p: PhaseProgress) => void = () => undefined) {}
 
   call<K extends keyof ThreadOps>(op: K, input: Parameters<ThreadOps[K]>[1], o: { signal?: AbortSignal; transfer?: TransferListItem[] } = {}): Promise<OpValue<K>> {
     if (this.ended) return Promise.reject(this.ended);
@@ -78,6 +79,7 @@ export class JobThread {
     const w = new Worker(new URL("./job-thread-main.js", import.meta.url), { workerData: { jobId: this.jobId }, stdout: false, stderr: false });
     w.on("message", (m: ThreadMessage) => {
       if (m.kind === "hold") return this.onHold(m.point);
+      if (m.kind === "progress") return this.onProgress(m.progress);
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);

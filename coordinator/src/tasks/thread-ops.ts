@@ -1,9 +1,11 @@
-import { encodeTileMessage, formatProblem, formatSummary, type ModelBundle, summarizeCorpus, tileMac, type TokenizedPrompts } from "../../../common/src/mod.js";
+import { type CscKernel, encodeTileMessage, formatProblem, type PhaseProgress, formatSummary, type ModelBundle, summarizeCorpus, tileMac, type TokenizedPrompts } from "../../../common/src/mod.js";
 import type { TransferListItem } from "node:worker_threads";
 import type { JobSpec } from "../jobs/job-spec.js";
 import { tilePairCount, type TileSpec } from "../plan/tile-spec.js";
 import { tileWork } from "../plan/tile-work.js";
-import { prepareJobSelection, reportJobSelection, writeKernelJob, writeSelectedJob, type JobTimings, type PreparedJobSelection, type SelectedJob } from "../runtime/finish-job.js";
+import { PhaseMeter } from "../plan/phase-meter.js";
+import type { SearchFacts } from "../plan/given-embeddings.js";
+import { prepareJobSelection, reportJobSelection, seKernels, writeKernelJob, writeSelectedJob, type JobTimings, type PreparedJobSelection, type SelectedJob } from "../runtime/finish-job.js";
 import { runCentralSelection, shardedOutcome } from "../select/run-selection.js";
 import { chooseJobSelection, writeShardedKernel, type SelectionPlan } from "../select/sharded-job.js";
 import type { DistributedResult } from "../../../common/src/selection/distributed/mod.js";
@@ -15,17 +17,21 @@ import { holdRequested, type HoldPoint } from "./hold.js";
 export type ThreadState = {
   jobId: string;
   hold: (point: HoldPoint) => void;
+  /** Reports the current phase's progress to the coordinator (the status carries it). */
+  progress: (p: PhaseProgress) => void;
   spec: JobSpec | null;
   key: Uint8Array | null;
   storeDir: string | null;
   planned: PlannedJob | null;
   selected: SelectedJob | null;
+  /** Kernels the search phase built (SE on given embeddings), for the selection. */
+  kernels: { main: CscKernel; second: CscKernel | null } | null;
   /** A selection prepared here and running on shard hosts (the `selected` op finishes it). */
   sharded: { prepared: PreparedJobSelection; timings: JobTimings; tiles: { computed: number; reused: number } } | null;
 };
 
-export function newThreadState(jobId: string, hold: (point: HoldPoint) => void): ThreadState {
-  return { jobId, hold, spec: null, key: null, storeDir: null, planned: null, selected: null, sharded: null };
+export function newThreadState(jobId: string, hold: (point: HoldPoint) => void, progress: (p: PhaseProgress) => void = () => undefined): ThreadState {
+  return { jobId, hold, progress, spec: null, key: null, storeDir: null, planned: null, selected: null, kernels: null, sharded: null };
 }
 
 type Result<T> = Promise<{ value: T; transfer?: TransferListItem[] }>;
@@ -38,6 +44,8 @@ export type PlanResult = {
   bundle: ModelBundle;
   prompts: TokenizedPrompts;
   description: PlanDescription | null;
+  /** The job's kernel comes from a candidate search phase (the `search` op), not from tiles. */
+  search: boolean;
 };
 
 /** The data summary the embedded commands print before scoring (and the records skipped on load). */
@@ -51,8 +59,13 @@ export const THREAD_OPS = {
   /** Loads the job's data and model, searches neighbours (sparse mode), cuts the tiles. */
   async plan(state: ThreadState, input: { spec: JobSpec; key: Uint8Array; storeDir: string; maxTileTokens?: number; describe: boolean }): Result<PlanResult> {
     const started = performance.now();
-    const planned = await planJob(input.spec, input.maxTileTokens);
-    Object.assign(state, { spec: input.spec, key: input.key, storeDir: input.storeDir, planned, selected: null });
+    const reading = new PhaseMeter("reading", state.progress);
+    const embeddings = new PhaseMeter("embeddings", state.progress);
+    const planned = await planJob(input.spec, input.maxTileTokens, {
+      onRead: (p) => reading.tick("records", p.bytesDone, p.bytesTotal, "bytes"),
+      onEmbeddings: (done, total) => embeddings.tick("given file", done, total, "bytes"),
+    });
+    Object.assign(state, { spec: input.spec, key: input.key, storeDir: input.storeDir, planned, selected: null, kernels: null });
     const tiles = [...planned.tiles.values()].map((t) => ({ id: t.id, pairs: tilePairCount(t) }));
     return {
       value: {
@@ -62,8 +75,23 @@ export const THREAD_OPS = {
         bundle: planned.inputs.bundle,
         prompts: planned.inputs.prompts,
         description: input.describe ? describePlan(input.spec, planned) : null,
+        search: needsSearchPhase(input.spec, planned),
       },
     };
+  },
+
+  /** The candidate search phase: the SE kernel on given embeddings (its entries are the search's similarities). */
+  async search(state: ThreadState, _input: Record<string, never>): Result<{ nnz: number; searches: SearchFacts[] }> {
+    const { planned, spec } = ready(state);
+    const meter = new PhaseMeter("candidates", state.progress);
+    const kernel = new PhaseMeter("kernel", state.progress);
+    const searches: SearchFacts[] = [];
+    state.kernels = await seKernels(spec, planned, {
+      onProgress: meter.searchProgress(),
+      onKernelProgress: (done, total) => kernel.tick("similarities", done, total, "rows"),
+      onSearched: (f) => searches.push(f),
+    });
+    return { value: { nnz: state.kernels.main.rowIdx.length + (state.kernels.second?.rowIdx.length ?? 0), searches } };
   },
 
   /** Tile messages to publish, with their authentication codes. */
@@ -97,10 +125,11 @@ export const THREAD_OPS = {
   async select(state: ThreadState, input: { timings: JobTimings; tiles: { computed: number; reused: number }; shardedDir: string; autoShard: boolean }): Result<SelectionPlan> {
     const { planned, spec, storeDir } = ready(state);
     await holdHere(state, "selecting");
-    const prepared = await prepareJobSelection(spec, planned, (t) => readStoredTile(storeDir, t.id), input.timings);
+    const prepared = await prepareJobSelection(spec, planned, (t) => readStoredTile(storeDir, t.id), input.timings, state.kernels);
+    state.kernels = null;
     const choice = chooseJobSelection(prepared.kernels.main, spec.selection, input.autoShard);
     if (choice.mode === "central") {
-      state.selected = reportJobSelection(spec, planned, prepared, runCentralSelection(prepared.kernels, prepared.settings, prepared.prepared), input.timings, input.tiles);
+      state.selected = await reportJobSelection(spec, planned, prepared, runCentralSelection(prepared.kernels, prepared.settings, prepared.prepared), input.timings, input.tiles);
       return { value: { mode: "central", reason: choice.reason } };
     }
     const plan = await writeShardedKernel(input.shardedDir, prepared.kernels.main, prepared.prepared.objective, choice, prepared.settings.k);
@@ -114,7 +143,7 @@ export const THREAD_OPS = {
     if (!state.sharded) throw new Error(`job ${state.jobId}: no distributed selection was prepared`);
     const { prepared, timings, tiles } = state.sharded;
     const outcome = shardedOutcome(prepared.kernels, prepared.settings, prepared.prepared, input.result, input.seconds);
-    state.selected = reportJobSelection(spec, planned, prepared, outcome, timings, tiles);
+    state.selected = await reportJobSelection(spec, planned, prepared, outcome, timings, tiles);
     state.sharded = null;
     return { value: { ratioToLazy: state.selected.report.result.ratioToLazy } };
   },
@@ -153,8 +182,20 @@ async function holdHere(state: ThreadState, point: HoldPoint): Promise<void> {
 
 export function describePlan(spec: JobSpec, planned: PlannedJob): PlanDescription {
   const { sets, skipped, inputs } = planned;
+  if (sets.records && sets.embeddings) {
+    const e = sets.embeddings;
+    const summary =
+      `${spec.data}: ${sets.v.length.toLocaleString("en-US")} candidates${sets.o.length > 0 ? ` and ${sets.o.length.toLocaleString("en-US")} in the ${spec.selection.stage === "task" ? "target" : "existing"} set` : ""}` +
+      ` (records indexed, not tokenized: the SE kernel on ${spec.embeddings}, ${e.dim} dimensions, ${e.dtype})`;
+    return { summary, skipped: skipped.map((s) => formatProblem(s)) };
+  }
   const corpus = { file: spec.data, samples: [...sets.candidates, ...sets.other], tokens: sets.tokens, skipped };
   const dense = spec.selection.kernelType === "utility" && !spec.scoring.candidates;
   const pairs = !dense ? null : spec.selection.stage === "task" ? { examples: sets.v, targets: sets.o } : { examples: sets.v, targets: sets.v };
   return { summary: formatSummary(summarizeCorpus(corpus, inputs.prompts, pairs)), skipped: skipped.map((s) => formatProblem(s)) };
+}
+
+/** Jobs whose kernel is built by the search phase: DELIFT (SE) on given embeddings. */
+export function needsSearchPhase(spec: JobSpec, planned: PlannedJob): boolean {
+  return spec.kind === "select" && spec.selection.kernelType === "se" && planned.sets.embeddings !== null;
 }

@@ -1,0 +1,79 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { npyHeader } from "../../common/src/mod.js";
+import { runCli } from "../helpers/cli.js";
+import { TestCluster } from "../helpers/cluster.js";
+import { assertSameBytes, writeSamples } from "../helpers/kernels.js";
+import { TINY_MODEL, tempDir } from "../helpers/paths.js";
+
+/**
+ * `--embeddings` through a real cluster (nats-server, coordinator and two worker processes on
+ * loopback) against the embedded default: the SE kernel on given embeddings (planning ->
+ * searching -> selecting, seen by watch and jobs) selects the same records byte for byte; and a
+ * sparse utility kernel whose candidates come from given embeddings is computed by the workers'
+ * tiles and equals the embedded one byte for byte.
+ */
+const dir = tempDir("delift-scale-cluster-");
+test.after(() => dir.cleanup());
+
+const N = 32;
+const DIM = 16;
+const DATA = writeSamples(join(dir.path, "data.jsonl"), N);
+const EMB = join(dir.path, "e.npy");
+{
+  const values = Float32Array.from({ length: N * DIM }, (_, k) => Math.sin(1.3 * Math.floor(k / DIM) * ((k % DIM) + 1)) + ((k % DIM) === Math.floor(k / DIM) % 5 ? 1.5 : 0));
+  writeFileSync(EMB, Buffer.concat([npyHeader("<f4", [N, DIM]), Buffer.from(values.buffer)]));
+}
+const TILES = ["--tile-columns", "4", "--tile-rows", "8"];
+
+const jobIdOf = (log: string) => {
+  const id = log.trim().split("\n")[0];
+  assert.match(id, /^j[0-9a-z]+$/, log);
+  return id;
+};
+
+test("given embeddings on a cluster: the SE selection (searching phase in watch and jobs) and a sparse kernel with searched candidates equal the embedded runs byte for byte", async () => {
+  const se = ["--data", DATA, "--model", TINY_MODEL, "--kernel-type", "se", "--embeddings", EMB, "--neighbors", "6", "--budget", "0.3", "--optimizer", "lazy"];
+  const local = join(dir.path, "embedded-se");
+  const embedded = await runCli(["select", ...se, "--out", local, "--quiet", "--store", join(dir.path, "store-se")]);
+  assert.is(embedded.code, 0, embedded.log);
+
+  const sparse = ["--data", DATA, "--model", TINY_MODEL, "--embeddings", EMB, "--neighbors", "3", ...TILES];
+  const localKernel = join(dir.path, "embedded-kernel");
+  const k = await runCli(["kernel", ...sparse, "--out", localKernel, "--quiet", "--store", join(dir.path, "store-k")]);
+  assert.is(k.code, 0, k.log);
+
+  const cluster = await TestCluster.start({ workers: 2 });
+  try {
+    const env = { DELIFT_COORDINATOR: `127.0.0.1:${cluster.grpcPort}`, DELIFT_TOKEN: cluster.token };
+    const submitted = await runCli(["submit", ...se], env);
+    assert.is(submitted.code, 0, submitted.log);
+    const job = jobIdOf(submitted.log);
+    const watched = await runCli(["watch", job, "--plain"], env);
+    assert.is(watched.code, 0, watched.log);
+    assert.match(watched.log, new RegExp(`job ${job} done`));
+    const jobs = await runCli(["jobs"], env);
+    assert.match(jobs.log, /JOB\s+STATE\s+STAGE\s+TILES\s+PHASE/);
+    assert.match(jobs.log, new RegExp(`${job}\\s+done\\s+instruction\\s+0/0\\s+-`));
+    const out = join(dir.path, "cluster-se");
+    assert.is((await runCli(["result", job, "--out", out], env)).code, 0);
+    assertSameBytes(readFileSync(join(out, "selected.jsonl")), readFileSync(join(local, "selected.jsonl")), "cluster vs embedded SE selection");
+    const story = await runCli(["story", job], env);
+    assert.match(story.log, /planning -> searching/);
+    assert.match(story.log, /searching -> selecting/);
+
+    const kernelJob = await runCli(["submit", "--kernel-only", "--wait", ...sparse], env);
+    assert.is(kernelJob.code, 0, kernelJob.log);
+    const kernelOut = join(dir.path, "cluster-kernel");
+    assert.is((await runCli(["result", jobIdOf(kernelJob.log), "--out", kernelOut], env)).code, 0);
+    assertSameBytes(readFileSync(join(kernelOut, "kernel.bin")), readFileSync(join(localKernel, "kernel.bin")), "cluster vs embedded sparse kernel (candidates from given embeddings)");
+    const workers = (await cluster.status(jobIdOf(kernelJob.log))).workers;
+    assert.ok(workers.reduce((n, w) => n + w.tiles, 0) > 0, "the workers computed the kernel's tiles");
+  } finally {
+    await cluster.stop();
+  }
+});
+
+test.run();
