@@ -4,9 +4,12 @@
  * so every test has a deadline. A file that blocks its event loop past a test's deadline is killed
  * and the test it was in is named; a file that does not exit after its last test is killed too.
  *
- *   node dist/test/helpers/harness/run-tests.js DIR [--timeout S] [--filter REGEX] [--list] [--report FILE]
+ *   node dist/test/helpers/harness/run-tests.js DIR [--timeout S] [--filter REGEX] [--list] [--report FILE] [--jobs N]
  *
  * --report FILE writes the outcome of every file (failed tests by name) as JSON.
+ * --jobs N runs N files at once (default 1). Much of an integration file's time is spent waiting
+ * on other processes (servers starting, jobs being computed), so two at a time use 2 cores better.
+ * With N > 1 each file's output is held back and printed whole when the file ends.
  *
  * Prints uvu's own report of each file, then a line per file (tests, time) and a closing
  * "name: N passed, N failed" line; the exit code is 1 when anything failed.
@@ -31,8 +34,9 @@ const SLOW_S = 5;
 
 const REGISTER = join(fileURLToPath(new URL(".", import.meta.url)), "register.js");
 
-function parseArgs(argv: string[]): { dir: string; timeoutS: number; filter: RegExp | null; list: boolean; report: string | null } {
+function parseArgs(argv: string[]): { dir: string; timeoutS: number; filter: RegExp | null; list: boolean; report: string | null; jobs: number } {
   let dir: string | null = null;
+  let jobs = 1;
   let report: string | null = null;
   let timeoutS = 120;
   let filter: RegExp | null = null;
@@ -43,19 +47,21 @@ function parseArgs(argv: string[]): { dir: string; timeoutS: number; filter: Reg
     else if (a === "--filter") filter = new RegExp(argv[++k]);
     else if (a === "--list") list = true;
     else if (a === "--report") report = argv[++k];
+    else if (a === "--jobs") jobs = Number(argv[++k]);
     else if (!dir) dir = a;
     else throw new Error(`run-tests: unexpected argument ${a}`);
   }
   if (!dir) throw new Error("run-tests: give a directory of built test files");
   if (!(timeoutS > 0)) throw new Error("run-tests: --timeout needs a positive number of seconds");
-  return { dir: resolve(dir), timeoutS, filter, list, report };
+  if (!Number.isInteger(jobs) || jobs < 1) throw new Error("run-tests: --jobs needs a whole number of files, 1 or more");
+  return { dir: resolve(dir), timeoutS, filter, list, report, jobs };
 }
 
-function runFile(file: string, timeoutS: number): Promise<FileOutcome> {
+function runFile(file: string, timeoutS: number, out: { write(text: string | Buffer): void }, holdBack: boolean): Promise<FileOutcome> {
   const started = performance.now();
   return new Promise((resolveOutcome) => {
     const child = spawn(process.execPath, ["--import", REGISTER, file], {
-      stdio: ["ignore", "pipe", "inherit", "pipe"],
+      stdio: ["ignore", "pipe", holdBack ? "pipe" : "inherit", "pipe"],
       env: { ...process.env, [EVENTS_FD_ENV]: "3", [TIMEOUT_ENV]: String(timeoutS), FORCE_COLOR: process.env.FORCE_COLOR ?? (process.stdout.isTTY ? "1" : "0") },
     });
     let passed = 0;
@@ -70,8 +76,9 @@ function runFile(file: string, timeoutS: number): Promise<FileOutcome> {
     // uvu prints "Duration:" once every test of the file has run: the file should exit now.
     let tail = "";
     let skipped = 0;
+    child.stderr?.on("data", (chunk: Buffer) => out.write(chunk));
     child.stdout!.on("data", (chunk: Buffer) => {
-      process.stdout.write(chunk);
+      out.write(chunk);
       tail = (tail + chunk.toString()).slice(-400);
       if (reportedAt === null && /Duration:/.test(tail)) {
         reportedAt = Date.now();
@@ -138,7 +145,7 @@ function describe(suite: string, test: string): string {
 }
 
 async function main(): Promise<number> {
-  const { dir, timeoutS, filter, list, report } = parseArgs(process.argv.slice(2));
+  const { dir, timeoutS, filter, list, report, jobs } = parseArgs(process.argv.slice(2));
   const files = readdirSync(dir)
     .filter((f) => f.endsWith(".test.js") && (!filter || filter.test(f)))
     .sort()
@@ -151,14 +158,26 @@ async function main(): Promise<number> {
     console.log(`${basename(dir)}: no test file${filter ? ` matches ${filter}` : ""} in ${dir}`);
     return 1;
   }
-  const outcomes: FileOutcome[] = [];
+  const outcomes: FileOutcome[] = new Array(files.length);
   const started = performance.now();
-  for (const file of files) {
-    console.log(`\n--- ${basename(file)}`);
-    const o = await runFile(file, timeoutS);
-    outcomes.push(o);
-    if (o.problem) console.log(`\n  ${basename(file)}: ${o.problem}`);
-  }
+  let next = 0;
+  const lane = async () => {
+    for (let i = next++; i < files.length; i = next++) {
+      const file = files[i];
+      if (jobs === 1) {
+        console.log(`\n--- ${basename(file)}`);
+        outcomes[i] = await runFile(file, timeoutS, process.stdout, false);
+        if (outcomes[i].problem) console.log(`\n  ${basename(file)}: ${outcomes[i].problem}`);
+        continue;
+      }
+      const held: Buffer[] = [];
+      outcomes[i] = await runFile(file, timeoutS, { write: (t) => void held.push(Buffer.from(t)) }, true);
+      process.stdout.write(`\n--- ${basename(file)}\n`);
+      process.stdout.write(Buffer.concat(held));
+      if (outcomes[i].problem) console.log(`\n  ${basename(file)}: ${outcomes[i].problem}`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(jobs, files.length) }, lane));
   const total = (performance.now() - started) / 1000;
   console.log(`\n${basename(dir)} tests, per file:`);
   for (const o of outcomes) {
