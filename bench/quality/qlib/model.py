@@ -94,29 +94,38 @@ class PackedForward:
         h = x.shape[-1] // 2
         return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
+    def rotary(self, pos):
+        """cos and sin of the rotary embedding at positions pos [b, s], shaped to broadcast over heads."""
+        freqs = pos.to(torch.float32).unsqueeze(-1) * self.inv_freq
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return emb.cos().unsqueeze(1), emb.sin().unsqueeze(1)
+
+    def qkv(self, att, x, cos, sin):
+        """The layer's rotated queries and keys and its values, [b, heads, s, head_dim]."""
+        b, s, _ = x.shape
+        q = att.q_proj(x).view(b, s, self.nh, self.hd).transpose(1, 2)
+        k = att.k_proj(x).view(b, s, self.nkv, self.hd).transpose(1, 2)
+        v = att.v_proj(x).view(b, s, self.nkv, self.hd).transpose(1, 2)
+        return q * cos + self.rotate_half(q) * sin, k * cos + self.rotate_half(k) * sin, v
+
+    def mlp(self, layer, h):
+        x = self.rms(h, layer.post_attention_layernorm.weight)
+        mlp = layer.mlp
+        return h + mlp.down_proj(F.silu(mlp.gate_proj(x)) * mlp.up_proj(x))
+
     def hidden(self, ids, pos, seg):
         m = self.model.model
         b, s = ids.shape
         h = m.embed_tokens(ids)
-        freqs = pos.to(torch.float32).unsqueeze(-1) * self.inv_freq
-        emb = torch.cat((freqs, freqs), dim=-1)
-        cos, sin = emb.cos().unsqueeze(1), emb.sin().unsqueeze(1)
+        cos, sin = self.rotary(pos)
         causal = torch.ones(s, s, dtype=torch.bool).tril()
         mask = (seg.unsqueeze(2) == seg.unsqueeze(1)) & causal  # [b, s, s]; padding (seg 0) attends to padding
         mask = mask.unsqueeze(1)
         for layer in m.layers:
             att = layer.self_attn
-            x = self.rms(h, layer.input_layernorm.weight)
-            q = att.q_proj(x).view(b, s, self.nh, self.hd).transpose(1, 2)
-            k = att.k_proj(x).view(b, s, self.nkv, self.hd).transpose(1, 2)
-            v = att.v_proj(x).view(b, s, self.nkv, self.hd).transpose(1, 2)
-            q = q * cos + self.rotate_half(q) * sin
-            k = k * cos + self.rotate_half(k) * sin
+            q, k, v = self.qkv(att, self.rms(h, layer.input_layernorm.weight), cos, sin)
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
-            h = h + att.o_proj(o.transpose(1, 2).reshape(b, s, self.nh * self.hd))
-            x = self.rms(h, layer.post_attention_layernorm.weight)
-            mlp = layer.mlp
-            h = h + mlp.down_proj(F.silu(mlp.gate_proj(x)) * mlp.up_proj(x))
+            h = self.mlp(layer, h + att.o_proj(o.transpose(1, 2).reshape(b, s, self.nh * self.hd)))
         return self.rms(h, m.norm.weight)
 
     def step(self, ids, pos, valid, caches, start):
@@ -125,9 +134,7 @@ class PackedForward:
         m = self.model.model
         b, T = ids.shape
         h = m.embed_tokens(ids)
-        freqs = pos.to(torch.float32).unsqueeze(-1) * self.inv_freq
-        emb = torch.cat((freqs, freqs), dim=-1)
-        cos, sin = emb.cos().unsqueeze(1), emb.sin().unsqueeze(1)
+        cos, sin = self.rotary(pos)
         end = start + T
         q_idx = torch.arange(T) + start
         k_idx = torch.arange(end)
@@ -136,20 +143,12 @@ class PackedForward:
         mask = mask.unsqueeze(1)
         for li, layer in enumerate(m.layers):
             att = layer.self_attn
-            x = self.rms(h, layer.input_layernorm.weight)
-            q = att.q_proj(x).view(b, T, self.nh, self.hd).transpose(1, 2)
-            k = att.k_proj(x).view(b, T, self.nkv, self.hd).transpose(1, 2)
-            v = att.v_proj(x).view(b, T, self.nkv, self.hd).transpose(1, 2)
-            q = q * cos + self.rotate_half(q) * sin
-            k = k * cos + self.rotate_half(k) * sin
+            q, k, v = self.qkv(att, self.rms(h, layer.input_layernorm.weight), cos, sin)
             ck, cv = caches[li]
             ck[:, :, start:end] = k
             cv[:, :, start:end] = v
             o = F.scaled_dot_product_attention(q, ck[:, :, :end], cv[:, :, :end], attn_mask=mask, enable_gqa=True)
-            h = h + att.o_proj(o.transpose(1, 2).reshape(b, T, self.nh * self.hd))
-            x = self.rms(h, layer.post_attention_layernorm.weight)
-            mlp = layer.mlp
-            h = h + mlp.down_proj(F.silu(mlp.gate_proj(x)) * mlp.up_proj(x))
+            h = self.mlp(layer, h + att.o_proj(o.transpose(1, 2).reshape(b, T, self.nh * self.hd)))
         return self.rms(h, m.norm.weight)
 
     def logits(self, ids, pos, seg):

@@ -8,6 +8,7 @@
  * float64 sums), so a shard's gain is bit for bit the gain central greedy computes.
  */
 import { ConfigError } from "../../errors.js";
+import { gainOfEntries } from "../coverage-state.js";
 import { lazyGreedy } from "../lazy-greedy.js";
 import type { CscKernel, Objective } from "../types.js";
 import type { ShardCandidates, ShardRange } from "./types.js";
@@ -160,27 +161,10 @@ export class SelectionShard {
     return { picks: Uint32Array.from(result.order, (q) => q + colStart), evaluations: result.evaluations };
   }
 
-  /** gain of local column q: CoverageState.gain, operation for operation. */
+  /** gain of local column q over its live entries: CoverageState's gain loop itself. */
   private gain(q: number): number {
     const { colPtr, rowIdx, values } = this.kernel;
-    const { cur, cap } = this.coverage;
-    const end = this.liveEnd[q];
-    let sum = 0;
-    if (cap === null) {
-      for (let p = colPtr[q]; p < end; p++) {
-        const d = values[p] - cur[rowIdx[p]];
-        if (d > 0) sum += d;
-      }
-    } else {
-      for (let p = colPtr[q]; p < end; p++) {
-        const r = rowIdx[p];
-        const v = values[p];
-        const c = cap[r];
-        const d = (v < c ? v : c) - cur[r];
-        if (d > 0) sum += d;
-      }
-    }
-    return sum;
+    return gainOfEntries(rowIdx, values, this.coverage.cur, this.coverage.cap, colPtr[q], this.liveEnd[q]);
   }
 
   /** gain(q), moving the column's live entries (those still above coverage) to its front. */
