@@ -59,7 +59,7 @@ export { DECODER_FILES, findDecoderFile } from "./bundle/decoder-file.js";
 export type { ModelBundle } from "./bundle/open-bundle.js";
 export { checkDevice, cudaProviderStatus, onnxruntimeBinaryDir, sessionOptionsFor } from "./onnx/session-options.js";
 export type { Device } from "./onnx/session-options.js";
-export { loadOnnxEncoder } from "./onnx/onnx-encoder.js";
+export { ENCODER_BATCH, loadOnnxEncoder } from "./onnx/onnx-encoder.js";
 export type { SentenceEncoder } from "./onnx/onnx-encoder.js";
 export { nearestNeighbours } from "./onnx/knn.js";
 export type { KnnOptions } from "./onnx/knn.js";
@@ -87,8 +87,10 @@ export type { SimilarityTable } from "./candidates/similarity-kernel.js";
 export { tileValueCount } from "./tiles/types.js";
 export type { BaselineTileWork, BatchLimits, PairTileWork, TileOutput, TileWork } from "./tiles/types.js";
 export { planBatches } from "./tiles/batching.js";
-export { decodeTileMessage, encodeTileMessage, sameMac, TILE_KEY_BYTES, tileMac, verifyTileMac } from "./tiles/codec.js";
-export type { TileMessage } from "./tiles/codec.js";
+export { decodeTileMessage, decodeWorkMessage, encodeTileMessage, sameMac, TILE_KEY_BYTES, tileMac, verifyTileMac } from "./tiles/codec.js";
+export type { EmbedTileMessage, TileMessage, WorkMessage } from "./tiles/codec.js";
+export { embedTileId, runBatches, runSizes } from "./tiles/embed-tile.js";
+export type { EmbedTileWork } from "./tiles/embed-tile.js";
 
 // kernels
 export { KERNEL_FILES, KERNEL_FORMAT, readKernel, writeKernel } from "./kernel/kernel-files.js";

@@ -35,6 +35,7 @@ export const JOB_OPTIONS: OptionSpec = {
   "batch-tokens": { type: "string" },
   "tile-columns": { type: "string" },
   "tile-rows": { type: "string" },
+  "embed-tile-tokens": { type: "string" },
   neighbors: { type: "string" },
   "random-columns": { type: "string" },
   "skip-invalid": { type: "boolean" },
@@ -79,6 +80,8 @@ export const SCORING_HELP = `Scoring:
   --batch-tokens N       padded tokens per model run; bounds memory (default 8192)
   --tile-columns N       example columns per tile (default ${DEFAULT_TILE_SHAPE.columns})
   --tile-rows N          targets per tile (default ${DEFAULT_TILE_SHAPE.rows})
+  --embed-tile-tokens N  padded tokens per embedding tile, the SE kernel's encoder work on the
+                         workers (default 32768; the vectors do not depend on it)
   --neighbors K          sparse mode: score each target against its K nearest samples only (cosine of
                          the bundle's encoder embeddings) instead of every sample: n x K pairs, not n^2
   --random-columns R     sparse mode: plus R random samples per target (seeded by --seed)
@@ -147,7 +150,7 @@ export async function jobSpecFromFlags(values: Values, kind: "select" | "kernel"
   const tile = { ...((scoring.tile as object) ?? {}) } as Record<string, unknown>;
   assign(tile, { columns: num("tile-columns"), rows: num("tile-rows") });
   scoring.tile = tile;
-  assign(scoring, { maxLength: num("max-length"), skipInvalid: values["skip-invalid"] === true ? true : undefined });
+  assign(scoring, { embedTileTokens: num("embed-tile-tokens"), maxLength: num("max-length"), skipInvalid: values["skip-invalid"] === true ? true : undefined });
   if (str("neighbors") !== undefined || str("random-columns") !== undefined) {
     const cand = { ...((scoring.candidates as object) ?? {}) } as Record<string, unknown>;
     assign(cand, { neighbors: num("neighbors"), random: num("random-columns"), seed: num("seed") });

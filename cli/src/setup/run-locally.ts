@@ -56,8 +56,9 @@ export async function runLocally(spec: JobSpec, out: string, flags: EmbeddedFlag
     const computed = s.tilesDone - s.tilesReused;
     process.stderr.write(
       `${outcome.summary}\n` +
-        (spec.selection.kernelType === "se" ? `SE kernel (sentence-embedding cosine): no prompts to score\n` : "") +
-        `${s.pairsTotal} prompts scored in ${s.elapsedSeconds.toFixed(1)} s (${computed} tiles computed, ${s.tilesReused} reused from the tile store)\n` +
+        (spec.selection.kernelType === "se"
+          ? `SE kernel (sentence-embedding cosine): ${spec.embeddings ? `on the given embeddings, no samples embedded` : `${s.pairsTotal} samples embedded`} in ${s.elapsedSeconds.toFixed(1)} s (${computed} tiles computed, ${s.tilesReused} reused from the tile store)\n`
+          : `${s.pairsTotal} prompts scored in ${s.elapsedSeconds.toFixed(1)} s (${computed} tiles computed, ${s.tilesReused} reused from the tile store)\n`) +
         `wrote ${out}\n`,
     );
     return 0;

@@ -7,8 +7,12 @@ import { sessionOptionsFor, type Device } from "./session-options.js";
 /** A feature-extraction model: mean-pooled, L2-normalised sentence embeddings. */
 export interface SentenceEncoder {
   readonly dim: number;
-  /** Row k of the result (k * dim .. (k + 1) * dim) embeds sequences[k]. */
-  embed(sequences: Int32Array[]): Promise<Float32Array>;
+  /**
+   * Row k of the result (k * dim .. (k + 1) * dim) embeds sequences[k]. `batches` (indices into
+   * sequences) fixes the model runs, as planBatches over the same sequences would give them; by
+   * default the encoder plans its own. The same runs give the same bytes.
+   */
+  embed(sequences: Int32Array[], batches?: number[][]): Promise<Float32Array>;
   dispose(): Promise<void>;
 }
 
@@ -16,6 +20,9 @@ export interface SentenceEncoder {
  * Loads a Hugging Face feature-extraction export (inputs input_ids and attention_mask, output
  * last_hidden_state [batch, seq, hidden]); pooling is the mean over real tokens.
  */
+/** The runs the encoder makes of sequences of these lengths by default (what embed() without batches uses). */
+export const ENCODER_BATCH: BatchLimits = { maxBatch: 64, maxTokens: 16384 };
+
 export async function loadOnnxEncoder(path: string, options: { device?: Device; threads?: number; padId?: number; batch?: BatchLimits } = {}): Promise<SentenceEncoder> {
   let session: ort.InferenceSession;
   try {
@@ -27,14 +34,14 @@ export async function loadOnnxEncoder(path: string, options: { device?: Device; 
   const dim = output.isTensor ? output.shape[output.shape.length - 1] : undefined;
   if (typeof dim !== "number") throw new ModelError(`encoder ${path}: output ${output.name} needs a static hidden size`);
   const needsTypeIds = session.inputNames.includes("token_type_ids");
-  const limits = options.batch ?? { maxBatch: 64, maxTokens: 16384 };
+  const limits = options.batch ?? ENCODER_BATCH;
   const pad = BigInt(options.padId ?? 0);
 
   return {
     dim,
-    async embed(sequences) {
+    async embed(sequences, batches) {
       const out = new Float32Array(sequences.length * dim);
-      for (const batch of planBatches(sequences.map((s) => s.length), limits)) {
+      for (const batch of batches ?? planBatches(sequences.map((s) => s.length), limits)) {
         const width = Math.max(...batch.map((k) => sequences[k].length));
         const ids = new BigInt64Array(batch.length * width).fill(pad);
         const mask = new BigInt64Array(batch.length * width);

@@ -3,9 +3,14 @@ import { Packr } from "msgpackr";
 import { ProtocolError } from "../errors.js";
 import type { TokenizedCorpus } from "../data/tokenized-corpus.js";
 import type { TileWork } from "./types.js";
+import { decodeEmbedTileBody, embedTileBody, type EmbedTileWork } from "./embed-tile.js";
 
 /** A tile on the wire (msgpack): ids and tile work; integer arrays as little-endian bytes. */
 export type TileMessage = { jobId: string; tileId: string; work: TileWork };
+/** An embedding tile on the wire (embed-tile.ts). */
+export type EmbedTileMessage = { jobId: string; tileId: string; work: EmbedTileWork };
+/** Any message a worker may pull: a scoring tile or an embedding tile. */
+export type WorkMessage = TileMessage | EmbedTileMessage;
 
 const VERSION = 1;
 const packr = new Packr({ useRecords: false, moreTypes: false });
@@ -15,8 +20,9 @@ const TILE_ID = /^[0-9a-f]{64}$/;
 const MAX_SAMPLES = 1 << 20;
 const MAX_TOKENS = 1 << 26;
 
-export function encodeTileMessage(m: TileMessage): Uint8Array {
+export function encodeTileMessage(m: WorkMessage): Uint8Array {
   const w = m.work;
+  if (w.kind === "embed") return packr.pack({ v: VERSION, job: m.jobId, tile: m.tileId, ...embedTileBody(w) });
   const body: Record<string, unknown> = {
     v: VERSION,
     job: m.jobId,
@@ -46,8 +52,15 @@ export function encodeTileMessage(m: TileMessage): Uint8Array {
   return packr.pack(body);
 }
 
-/** Decodes and validates a tile message; anything malformed is a ProtocolError, never a crash. */
+/** Decodes and validates a scoring tile message (pairs or baseline); anything else is a ProtocolError. */
 export function decodeTileMessage(data: Uint8Array): TileMessage {
+  const m = decodeWorkMessage(data);
+  if (m.work.kind === "embed") throw new ProtocolError("tile message: an embed tile where a scoring tile was expected");
+  return m as TileMessage;
+}
+
+/** Decodes and validates any tile message, dispatching by kind; anything malformed is a ProtocolError, never a crash. */
+export function decodeWorkMessage(data: Uint8Array): WorkMessage {
   let raw: unknown;
   try {
     raw = packr.unpack(data);
@@ -59,6 +72,7 @@ export function decodeTileMessage(data: Uint8Array): TileMessage {
   if (m.v !== VERSION) throw new ProtocolError(`tile message version ${describe(m.v)}, expected ${VERSION}`);
   if (typeof m.job !== "string" || !JOB_ID.test(m.job)) throw new ProtocolError("tile message: bad job id");
   if (typeof m.tile !== "string" || !TILE_ID.test(m.tile)) throw new ProtocolError("tile message: bad tile id");
+  if (m.kind === "embed") return { jobId: m.job, tileId: m.tile, work: decodeEmbedTileBody(m) };
   const ids = int32s(m.ids, "ids");
   const offsets = uint32s(m.offsets, "offsets");
   if (ids.length > MAX_TOKENS) throw new ProtocolError("tile message: too many tokens");

@@ -2,6 +2,7 @@ import { isAbsolute } from "node:path";
 import { type BatchLimits, DEFAULT_FIELDS, DEFAULT_TEMPLATES, type FieldMap, InputError, type PromptTemplates } from "../../../common/src/mod.js";
 import { DEFAULT_TILE_SHAPE, type TileShape } from "../plan/plan-tiles.js";
 import type { CandidateSettings } from "../plan/candidates.js";
+import { EMBED_TILE_TOKENS } from "../runtime/embeddings.js";
 
 export type Stage = "instruction" | "task" | "continual";
 
@@ -16,6 +17,8 @@ export type ScoringSettings = {
   skipInvalid: boolean;
   /** Sparse mode: score each target against its candidates only (null: dense, every pair). */
   candidates: CandidateSettings | null;
+  /** Padded tokens per embed tile (the SE kernel's embeddings, computed by workers). */
+  embedTileTokens: number;
 };
 
 export type SelectionSpec = {
@@ -154,6 +157,7 @@ export function parseJobSpec(value: unknown, source: string): JobSpec {
     },
     skipInvalid: sc.skipInvalid === true,
     candidates: null,
+    embedTileTokens: num(sc, "embedTileTokens", "scoring.embedTileTokens", EMBED_TILE_TOKENS, 16, 1 << 22, true),
   };
   if (sc.candidates !== undefined && sc.candidates !== null) {
     const cand = obj(sc.candidates, "scoring.candidates");

@@ -4,17 +4,20 @@
  *
  * Job: planning -> scoring -> selecting -> writing -> done, with failed, cancelling -> cancelled
  * from any live state; a job whose kernel comes from a candidate search (the SE kernel on given
- * embeddings) goes planning -> searching -> selecting instead of scoring.
- * from any live state. A kernel job skips selecting. Tile: planned -> queued -> running -> stored,
+ * embeddings) goes planning -> searching -> selecting instead of scoring. DELIFT (SE) without given
+ * embeddings first has its samples embedded by the workers: planning -> embedding -> searching, the
+ * embedding state running embed tiles exactly as scoring runs utility tiles. A kernel job skips selecting. Tile: planned -> queued -> running -> stored,
  * or failed; a tile the queue lost, or one a sick worker handed back, goes back to planned.
  */
 
-export type JobState = "planning" | "searching" | "scoring" | "selecting" | "writing" | "cancelling" | "done" | "failed" | "cancelled";
+export type JobState = "planning" | "embedding" | "searching" | "scoring" | "selecting" | "writing" | "cancelling" | "done" | "failed" | "cancelled";
 export type TileState = "planned" | "queued" | "running" | "stored" | "failed";
 export type TaskKind = "plan" | "search" | "publish" | "store" | "reconcile" | "select" | "write" | "release";
 
 export const TERMINAL_JOB_STATES: ReadonlySet<JobState> = new Set(["done", "failed", "cancelled"]);
-export const LIVE_JOB_STATES: ReadonlySet<JobState> = new Set(["planning", "searching", "scoring", "selecting", "writing"]);
+export const LIVE_JOB_STATES: ReadonlySet<JobState> = new Set(["planning", "embedding", "searching", "scoring", "selecting", "writing"]);
+/** The states in which the job's tiles are published, computed by workers and stored. */
+export const TILE_JOB_STATES: ReadonlySet<JobState> = new Set(["embedding", "scoring"]);
 
 /** What a job's machine is told once, at submission (from the spec and the coordinator). */
 export type JobSettings = {
@@ -120,8 +123,11 @@ export type JobEvent =
   | { type: "submitted"; settings: JobSettings }
   /** A restarted coordinator takes the job up again (session: how many restarts so far). */
   | { type: "resumed"; was: JobState; session: number }
-  /** `search`: the job's kernel needs the candidate search phase (no tiles to score). */
-  | { type: "plan-done"; task: string; tiles: PlannedTile[]; samples: number; search?: boolean }
+  /**
+   * `search`: the job's kernel needs the candidate search phase (no tiles to score). `embed`: the
+   * tiles are embed tiles (pairs: their samples), computed before the search phase.
+   */
+  | { type: "plan-done"; task: string; tiles: PlannedTile[]; samples: number; search?: boolean; embed?: boolean }
   | { type: "search-done"; task: string }
   | { type: "publish-done"; task: string; tileIds: string[]; bytes: number }
   | ({ type: "store-done"; task: string; request: string; tileId: string; worker: string; attempt: number; seconds: number; bytes: number } & StoreOutcome)

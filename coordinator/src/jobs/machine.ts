@@ -3,6 +3,7 @@ import {
   LIVE_JOB_STATES,
   newJob,
   TERMINAL_JOB_STATES,
+  TILE_JOB_STATES,
   type Change,
   type Instruction,
   type JobEvent,
@@ -37,6 +38,8 @@ const JOB_EDGES: Record<string, Edge> = {
   "planning->selecting": { accepts: ["plan-done"] },
   "planning->writing": { accepts: ["plan-done"] },
   "planning->searching": { accepts: ["plan-done"] },
+  "planning->embedding": { accepts: ["plan-done"] },
+  "embedding->searching": { accepts: ["plan-done", "store-done", "reconcile-done"] },
   "searching->selecting": { accepts: ["search-done"] },
   "searching->writing": { accepts: ["search-done"] },
   "scoring->selecting": { accepts: ["store-done", "reconcile-done"] },
@@ -127,8 +130,8 @@ class Step {
     if (to === "failed") job.failedDuring = from;
     job.state = to;
     this.out.changes.push({ kind: "job", from, to, error: job.error });
-    if (from === "scoring") this.out.instructions.push({ type: "disarm-reconcile" });
-    if (to === "scoring") this.out.instructions.push({ type: "arm-reconcile", everyMs: job.settings.ackWaitMs });
+    if (TILE_JOB_STATES.has(from)) this.out.instructions.push({ type: "disarm-reconcile" });
+    if (TILE_JOB_STATES.has(to)) this.out.instructions.push({ type: "arm-reconcile", everyMs: job.settings.ackWaitMs });
     if (TERMINAL_JOB_STATES.has(to)) this.finish();
     this.save();
   }
@@ -167,7 +170,7 @@ class Step {
   /** Publishes the next planned tiles, keeping at most maxQueued in flight (one publish task at a time). */
   publishMore(): void {
     const job = this.job;
-    if (job.state !== "scoring" || [...job.tasks.values()].includes("publish")) return;
+    if (!TILE_JOB_STATES.has(job.state) || [...job.tasks.values()].includes("publish")) return;
     const room = job.settings.maxQueued - job.inFlight.size;
     const ids: string[] = [];
     while (ids.length < room && job.republish.length > 0) {
@@ -187,9 +190,17 @@ class Step {
   /** After a tile is stored: on to selection (or writing a kernel) once every tile is. */
   afterStored(): void {
     const job = this.job;
-    if (job.state !== "scoring") return;
-    if (job.counts.tilesDone === job.counts.tilesTotal) this.beginFinishing();
+    if (!TILE_JOB_STATES.has(job.state)) return;
+    if (job.counts.tilesDone === job.counts.tilesTotal) this.allStored();
     else this.publishMore();
+  }
+
+  /** Every tile is stored: embeddings go on to the search phase; scores to selection (or writing). */
+  allStored(): void {
+    if (this.job.state === "embedding") {
+      this.moveJob("searching");
+      this.start({ kind: "search" });
+    } else this.beginFinishing();
   }
 
   beginFinishing(): void {
@@ -285,6 +296,12 @@ const HANDLERS: Handlers = {
       }
     }
     job.counts.tilesTotal = job.tiles.size;
+    if (e.embed) {
+      if (job.tiles.size === 0) return step.fail("a job with an embeddings stage needs tiles to embed (planning gave none)");
+      step.moveJob("embedding");
+      if (job.counts.tilesDone === job.counts.tilesTotal) return step.allStored();
+      return step.publishMore();
+    }
     if (e.search) {
       if (job.tiles.size > 0) return step.fail("a job with a candidate search phase has no tiles to score (planning gave some)");
       step.moveJob("searching");
@@ -301,7 +318,7 @@ const HANDLERS: Handlers = {
     if (!step.settle(e.task, "done")) return;
     job.publishing = [];
     if (job.state === "cancelling") return step.maybeCancelled();
-    if (job.state !== "scoring") return step.reject(`the job is ${job.state}, not scoring`);
+    if (!TILE_JOB_STATES.has(job.state)) return step.reject(`the job is ${job.state}, not scoring or embedding`);
     for (const id of e.tileIds) {
       const tile = job.tiles.get(id);
       if (tile?.state !== "planned") continue;
@@ -356,7 +373,7 @@ const HANDLERS: Handlers = {
     const job = step.job;
     if (!step.settle(e.task, "done")) return;
     if (job.state === "cancelling") return step.maybeCancelled();
-    if (job.state !== "scoring") return step.reject(`the job is ${job.state}, not scoring`);
+    if (!TILE_JOB_STATES.has(job.state)) return step.reject(`the job is ${job.state}, not scoring or embedding`);
     const stored = new Set(e.stored);
     for (const [id, tile] of job.tiles) {
       if ((tile.state === "planned" || tile.state === "queued" || tile.state === "running") && stored.has(id)) {
@@ -364,7 +381,7 @@ const HANDLERS: Handlers = {
         step.markStored(id, null, tile.attempts, 0, null);
       }
     }
-    if (job.counts.tilesDone === job.counts.tilesTotal) return step.beginFinishing();
+    if (job.counts.tilesDone === job.counts.tilesTotal) return step.allStored();
     const q = e.queue;
     if (q) {
       const present = q.tileIds ? new Set(q.tileIds) : null;
@@ -439,7 +456,7 @@ const HANDLERS: Handlers = {
     const kind = job.tasks.get(e.task);
     const ours = step.settle(e.task, e.aborted ? "aborted" : "failed");
     if (e.request !== undefined) {
-      const live = ours && job.state === "scoring";
+      const live = ours && TILE_JOB_STATES.has(job.state);
       step.reply(e.request, live ? { outcome: "unavailable", message: `could not store the result: ${e.error}` } : { outcome: "gone", message: `job ${job.id} is ${job.state}` });
     }
     if (!ours) return;
@@ -470,7 +487,7 @@ const HANDLERS: Handlers = {
       step.reply(e.request, { wanted: false });
       step.reject(reason);
     };
-    if (job.state !== "scoring") return refuse(`the job is ${job.state}, not scoring`);
+    if (!TILE_JOB_STATES.has(job.state)) return refuse(`the job is ${job.state}, not scoring or embedding`);
     if (!tile) return refuse(`no tile ${tid(e.tileId)} in the job`);
     if (tile.state === "stored" || tile.state === "failed") return refuse(`tile ${tid(e.tileId)} is already ${tile.state}`);
     step.reply(e.request, { wanted: true });
@@ -492,9 +509,9 @@ const HANDLERS: Handlers = {
   "tile-progress"(step, e) {
     const job = step.job;
     const tile = job.tiles.get(e.tileId);
-    if (job.state !== "scoring" || !tile || tile.state === "stored" || tile.state === "failed") {
+    if (!TILE_JOB_STATES.has(job.state) || !tile || tile.state === "stored" || tile.state === "failed") {
       step.reply(e.request, { wanted: false });
-      return step.reject(job.state !== "scoring" ? `the job is ${job.state}, not scoring` : `tile ${tid(e.tileId)} is ${tile ? tile.state : "unknown"}`);
+      return step.reject(!TILE_JOB_STATES.has(job.state) ? `the job is ${job.state}, not scoring or embedding` : `tile ${tid(e.tileId)} is ${tile ? tile.state : "unknown"}`);
     }
     step.reply(e.request, { wanted: true });
     tile.heardAt = step.t;
@@ -517,7 +534,7 @@ const HANDLERS: Handlers = {
       step.reply(e.request, { outcome: "gone", message: reason });
       step.reject(reason);
     };
-    if (job.state !== "scoring") return gone(`job ${job.id} is ${job.state}, not scoring`);
+    if (!TILE_JOB_STATES.has(job.state)) return gone(`job ${job.id} is ${job.state}, not scoring or embedding`);
     if (!tile) return gone(`job ${job.id} has no tile ${e.tileId}`);
     if (tile.state === "failed") return gone(`tile ${tid(e.tileId)} has failed`);
     if (tile.state !== "stored") tile.heardAt = step.t;
@@ -531,7 +548,7 @@ const HANDLERS: Handlers = {
       step.reply(e.request, { action: "drop" });
       step.reject(reason);
     };
-    if (job.state !== "scoring") return drop(`the job is ${job.state}, not scoring`);
+    if (!TILE_JOB_STATES.has(job.state)) return drop(`the job is ${job.state}, not scoring or embedding`);
     if (!tile) return drop(`no tile ${tid(e.tileId)} in the job`);
     if (tile.state === "stored" || tile.state === "failed") return drop(`tile ${tid(e.tileId)} is already ${tile.state}`);
     tile.heardAt = step.t;
@@ -563,7 +580,7 @@ const HANDLERS: Handlers = {
   "tile-max-deliveries"(step, e) {
     const job = step.job;
     const tile = job.tiles.get(e.tileId);
-    if (job.state !== "scoring") return step.reject(`the job is ${job.state}, not scoring`);
+    if (!TILE_JOB_STATES.has(job.state)) return step.reject(`the job is ${job.state}, not scoring or embedding`);
     if (!tile) return step.reject(`no tile ${tid(e.tileId)} in the job`);
     if (tile.state === "stored" || tile.state === "failed") return step.reject(`tile ${tid(e.tileId)} is already ${tile.state}`);
     step.fail(
@@ -576,7 +593,7 @@ const HANDLERS: Handlers = {
 
   "reconcile-due"(step) {
     const job = step.job;
-    if (job.state !== "scoring") return step.reject(`the job is ${job.state}, not scoring`);
+    if (!TILE_JOB_STATES.has(job.state)) return step.reject(`the job is ${job.state}, not scoring or embedding`);
     if ([...job.tasks.values()].includes("reconcile")) return step.reject("a reconcile is still running");
     step.start({ kind: "reconcile", tileIds: [...job.inFlight, ...[...job.tiles].filter(([, t]) => t.state === "planned").map(([id]) => id)] });
   },

@@ -82,7 +82,7 @@ function describeEvent(e: JobEvent): string {
     case "resumed":
       return `resumed after a coordinator restart (was ${e.was}; session ${e.session})`;
     case "plan-done":
-      return `${e.task}: planned ${e.samples} samples, ${e.search ? "a candidate search, " : ""}${e.tiles.length} tiles (${e.tiles.filter((t) => t.stored).length} already stored)`;
+      return `${e.task}: planned ${e.samples} samples, ${e.search ? "a candidate search, " : ""}${e.tiles.length} ${e.embed ? "embed " : ""}tiles (${e.tiles.filter((t) => t.stored).length} already stored)`;
     case "publish-done":
       return `${e.task}: published ${e.tileIds.length} tiles (${e.bytes} bytes)`;
     case "store-done":

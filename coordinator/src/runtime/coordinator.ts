@@ -34,6 +34,7 @@ import {
   LIVE_JOB_STATES,
   newJob,
   TERMINAL_JOB_STATES,
+  TILE_JOB_STATES,
   type FailureKind,
   type FailureReply,
   type Instruction,
@@ -58,6 +59,7 @@ import type { PlanDescription } from "../tasks/thread-ops.js";
 import { jobDir, listSavedJobs, resultDir, saveKey, saveSpec, saveState, storyPath, type SavedJobState } from "./job-files.js";
 import { jobStatus } from "./job-status.js";
 import { publishModel, workSpecFor, type PlannedJob } from "./plan-job.js";
+import { embedResultProblem } from "./embeddings.js";
 import { StoryLog } from "./story-log.js";
 
 export type CoordinatorDeps = {
@@ -115,6 +117,8 @@ type JobEntry = {
   storedOnce: boolean;
   /** The current phase's progress as its thread last reported it (cleared when the job's state changes). */
   phase: PhaseProgress | null;
+  /** Floats per row of the job's embed tiles (its embeddings stage), from planning. */
+  embedDim: number | null;
 };
 
 const SAVE_INTERVAL_MS = 250;
@@ -266,7 +270,7 @@ export class Coordinator {
     const entry = this.jobs.get(r.jobId);
     if (!entry) throw UnknownJobError.forJob(r.jobId);
     if (entry.record.state === "planning") throw new CoordinatorUnavailableError(`job ${r.jobId} is still planning`);
-    const problem = entry.record.state === "scoring" ? await this.checkUpload(entry, r) : null;
+    const problem = TILE_JOB_STATES.has(entry.record.state) ? await this.checkUpload(entry, r) : null;
     const request = `r${this.nextRequest++}`;
     if (!problem) entry.uploads.set(request, { output: r.output, worker: r.workerId, attempt: r.attempt, seconds: r.computeSeconds });
     try {
@@ -458,6 +462,7 @@ export class Coordinator {
       { signal: ctx.signal },
     );
     entry.loadSeconds = plan.loadSeconds;
+    entry.embedDim = plan.embed?.dim ?? null;
     if (plan.description) this.deps.onPlanned?.(id, plan.description);
     // The model bundle and the work spec need only the bundle and the prompts; the samples stay in the thread.
     const planned = { inputs: { bundle: plan.bundle, prompts: plan.prompts } } as unknown as PlannedJob;
@@ -469,7 +474,7 @@ export class Coordinator {
     await holdAt("planning", id, ctx.signal);
     const tiles = plan.tiles.map((t) => ({ id: t.id, pairs: t.pairs, stored: this.deps.store.has(t.id) }));
     this.log.info({ job: id, samples: plan.samples, tiles: tiles.length, stored: tiles.filter((t) => t.stored).length }, `job ${id}: ${plan.samples} samples, ${tiles.length} tiles (${tiles.filter((t) => t.stored).length} already stored)`);
-    return { type: "plan-done", task: ctx.id, tiles, samples: plan.samples, ...(plan.search ? { search: true } : {}) };
+    return { type: "plan-done", task: ctx.id, tiles, samples: plan.samples, ...(plan.search ? { search: true } : {}), ...(plan.embed ? { embed: true } : {}) };
   }
 
   private async publishTask(entry: JobEntry, ctx: TaskContext, tileIds: string[]): Promise<JobEvent> {
@@ -493,12 +498,12 @@ export class Coordinator {
     const upload = entry.uploads.get(i.request);
     if (!upload) throw new Error(`no upload for request ${i.request}`);
     // Held at scoring (a test hook): after the first stored tile nothing more is stored, so the job stays there.
-    if (entry.storedOnce && holdRequested("scoring")) await abortion(ctx.signal);
+    if (entry.storedOnce && holdRequested("scoring") && entry.record.state === "scoring") await abortion(ctx.signal);
     const r = await this.deps.store.putOrCompare(i.tileId, upload.output);
     const bytes = upload.output.distances.byteLength;
     if (r.outcome === "stored") {
       entry.traffic.resultBytes += bytes;
-      if (!entry.storedOnce) {
+      if (!entry.storedOnce && entry.record.state === "scoring") {
         entry.storedOnce = true;
         await holdAt("scoring", entry.record.id, ctx.signal);
       }
@@ -602,10 +607,8 @@ export class Coordinator {
   private async checkUpload(entry: JobEntry, r: ResultUpload): Promise<string | null> {
     const tile = entry.record.tiles.get(r.tileId);
     if (!tile) return null;
-    const d = r.output.distances;
-    if (d.length !== tile.pairs) return `tile ${r.tileId}: ${d.length} values, expected ${tile.pairs}`;
-    for (let k = 0; k < d.length; k++) if (!(d[k] >= 0 && d[k] <= 1)) return `tile ${r.tileId}: value ${k} is ${d[k]}, a distance must be within [0, 1]`;
-    if (!Number.isInteger(r.output.truncated) || r.output.truncated < 0 || r.output.truncated > d.length) return `tile ${r.tileId}: truncated count ${r.output.truncated} out of range`;
+    const shape = entry.record.state === "embedding" ? embedResultProblem(r.tileId, r.output, tile.pairs, entry.embedDim ?? 0) : distancesProblem(r.tileId, r.output, tile.pairs);
+    if (shape) return shape;
     let expected = entry.macs.get(r.tileId) ?? null;
     if (expected === null && entry.thread?.alive !== false) {
       expected = (await this.threadOf(entry).call("macs", { ids: [r.tileId] }).catch(() => [{ mac: null }]))[0].mac;
@@ -657,7 +660,7 @@ export class Coordinator {
   /** The active jobs record, written in order (a slow early write must not overwrite a later one). */
   private saveActive(): Promise<void> {
     const next = this.savingActive.catch(() => undefined).then(() => {
-      const active = [...this.jobs.values()].filter((e) => e.record.state === "scoring").map((e) => e.record.id);
+      const active = [...this.jobs.values()].filter((e) => TILE_JOB_STATES.has(e.record.state)).map((e) => e.record.id);
       return this.deps.jobsKv.put(ACTIVE_JOBS_KEY, ActiveJobsRecord.encode(active));
     });
     this.savingActive = next;
@@ -729,6 +732,7 @@ export class Coordinator {
       traffic: { tileBytes: 0, resultBytes: 0 },
       storedOnce: false,
       phase: null,
+      embedDim: null,
     };
     this.jobs.set(record.id, entry);
     return entry;
@@ -743,6 +747,15 @@ export class Coordinator {
     if (!e) throw UnknownJobError.forJob(jobId);
     return e;
   }
+}
+
+/** A utility tile's result: one distance in [0, 1] per pair, a sane truncated count. */
+function distancesProblem(tileId: string, output: TileOutput, pairs: number): string | null {
+  const d = output.distances;
+  if (d.length !== pairs) return `tile ${tileId}: ${d.length} values, expected ${pairs}`;
+  for (let k = 0; k < d.length; k++) if (!(d[k] >= 0 && d[k] <= 1)) return `tile ${tileId}: value ${k} is ${d[k]}, a distance must be within [0, 1]`;
+  if (!Number.isInteger(output.truncated) || output.truncated < 0 || output.truncated > d.length) return `tile ${tileId}: truncated count ${output.truncated} out of range`;
+  return null;
 }
 
 function newJobId(): string {

@@ -35,6 +35,20 @@ export function jobStatus(
     tileBytes: traffic.tileBytes,
     resultBytes: traffic.resultBytes,
     failedDuring: job.failedDuring ?? "",
-    phase,
+    phase: phase ?? (job.state === "embedding" ? embeddingPhase(job, now, pairsPerSecond, etaSeconds) : null),
+  };
+}
+
+/** The embeddings stage's progress: samples embedded by the workers' embed tiles. */
+function embeddingPhase(job: JobRecord, now: number, rate: number, eta: number): PhaseProgress {
+  return {
+    name: "embeddings",
+    step: "encoding on workers",
+    done: job.counts.pairsDone,
+    total: job.counts.pairsTotal,
+    unit: "samples",
+    elapsedSeconds: (now - job.createdAt) / 1000,
+    rate,
+    etaSeconds: eta,
   };
 }

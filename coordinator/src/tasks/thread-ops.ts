@@ -12,6 +12,7 @@ import type { DistributedResult } from "../../../common/src/selection/distribute
 import { planJob, type PlannedJob } from "../runtime/plan-job.js";
 import { readStoredTile } from "../store/tile-store.js";
 import { holdRequested, type HoldPoint } from "./hold.js";
+import { embedOfPlan, embedTileMessage, searchSetsFromTiles, type EmbedPlan } from "./embed-ops.js";
 
 /** What a job's thread keeps between calls. */
 export type ThreadState = {
@@ -28,10 +29,12 @@ export type ThreadState = {
   kernels: { main: CscKernel; second: CscKernel | null } | null;
   /** A selection prepared here and running on shard hosts (the `selected` op finishes it). */
   sharded: { prepared: PreparedJobSelection; timings: JobTimings; tiles: { computed: number; reused: number } } | null;
+  /** The job's embed tiles (SE kernel without given embeddings): the workers compute them. */
+  embed: EmbedPlan | null;
 };
 
 export function newThreadState(jobId: string, hold: (point: HoldPoint) => void, progress: (p: PhaseProgress) => void = () => undefined): ThreadState {
-  return { jobId, hold, progress, spec: null, key: null, storeDir: null, planned: null, selected: null, kernels: null, sharded: null };
+  return { jobId, hold, progress, spec: null, key: null, storeDir: null, planned: null, selected: null, kernels: null, sharded: null, embed: null };
 }
 
 type Result<T> = Promise<{ value: T; transfer?: TransferListItem[] }>;
@@ -46,6 +49,8 @@ export type PlanResult = {
   description: PlanDescription | null;
   /** The job's kernel comes from a candidate search phase (the `search` op), not from tiles. */
   search: boolean;
+  /** The `tiles` are embed tiles (pairs: samples) of `dim` floats a row, before the search phase. */
+  embed: { dim: number } | null;
 };
 
 /** The data summary the embedded commands print before scoring (and the records skipped on load). */
@@ -66,7 +71,8 @@ export const THREAD_OPS = {
       onEmbeddings: (done, total) => embeddings.tick("given file", done, total, "bytes"),
     });
     Object.assign(state, { spec: input.spec, key: input.key, storeDir: input.storeDir, planned, selected: null, kernels: null });
-    const tiles = [...planned.tiles.values()].map((t) => ({ id: t.id, pairs: tilePairCount(t) }));
+    state.embed = await embedOfPlan(input.spec, planned);
+    const tiles = state.embed ? [...state.embed.byId.values()].map((t) => ({ id: t.id, pairs: t.rows.length })) : [...planned.tiles.values()].map((t) => ({ id: t.id, pairs: tilePairCount(t) }));
     return {
       value: {
         tiles,
@@ -75,14 +81,16 @@ export const THREAD_OPS = {
         bundle: planned.inputs.bundle,
         prompts: planned.inputs.prompts,
         description: input.describe ? describePlan(input.spec, planned) : null,
-        search: needsSearchPhase(input.spec, planned),
+        search: state.embed !== null || needsSearchPhase(input.spec, planned),
+        embed: state.embed ? { dim: state.embed.dim } : null,
       },
     };
   },
 
   /** The candidate search phase: the SE kernel on given embeddings (its entries are the search's similarities). */
   async search(state: ThreadState, _input: Record<string, never>): Result<{ nnz: number; searches: SearchFacts[] }> {
-    const { planned, spec } = ready(state);
+    const { planned: given, spec, storeDir } = ready(state);
+    const planned = state.embed ? { ...given, sets: await searchSetsFromTiles(state.embed, given.sets, storeDir, new PhaseMeter("embeddings", state.progress)) } : given;
     const meter = new PhaseMeter("candidates", state.progress);
     const kernel = new PhaseMeter("kernel", state.progress);
     const searches: SearchFacts[] = [];
@@ -99,7 +107,7 @@ export const THREAD_OPS = {
     const { planned, key } = ready(state);
     const out = input.ids.map((id) => {
       // A copy in a buffer of its own: the encoder's output may share one, and each is transferred.
-      const data = new Uint8Array(encodeTileMessage({ jobId: state.jobId, tileId: id, work: tileWork(tileOf(planned, id), planned.sets.tokens) }));
+      const data = new Uint8Array(state.embed ? embedTileMessage(state.embed, planned, state.jobId, id) : encodeTileMessage({ jobId: state.jobId, tileId: id, work: tileWork(tileOf(planned, id), planned.sets.tokens) }));
       return { id, data, mac: tileMac(key, state.jobId, id, data) };
     });
     return { value: out, transfer: out.map((t) => t.data.buffer as ArrayBuffer) as TransferListItem[] };
@@ -110,6 +118,7 @@ export const THREAD_OPS = {
     const { planned, key } = ready(state);
     return {
       value: input.ids.map((id) => {
+        if (state.embed) return { id, mac: state.embed.byId.has(id) ? tileMac(key, state.jobId, id, embedTileMessage(state.embed, planned, state.jobId, id)) : null };
         const tile = planned.tiles.get(id);
         return { id, mac: tile ? tileMac(key, state.jobId, id, encodeTileMessage({ jobId: state.jobId, tileId: id, work: tileWork(tile, planned.sets.tokens) })) : null };
       }),

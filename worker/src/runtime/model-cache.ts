@@ -2,7 +2,7 @@ import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
-import { type BlobStore, type Device, isModelError, isWorkerHealthError, modelBlobName, ModelError, openBundle, WorkerHealthError } from "../../../common/src/mod.js";
+import { type BlobStore, type Device, type ModelBundle, isModelError, isWorkerHealthError, modelBlobName, ModelError, openBundle, WorkerHealthError } from "../../../common/src/mod.js";
 import type { CausalLm } from "../model/causal-lm.js";
 import { loadOnnxCausalLm } from "../model/onnx-causal-lm.js";
 
@@ -143,7 +143,28 @@ export class ModelCache {
     this.idleTimer.unref();
   }
 
-  private async load(hash: string, files: string[]): Promise<LoadedModel & { bytes: number }> {
+  /** How this cache's sessions run (device, threads): other sessions of the worker run alike. */
+  get runtimeOptions(): { device: Device; threads?: number } {
+    return this.runtime;
+  }
+
+  /**
+   * The bundle's local copy, fetched from the object store when missing and checked against its
+   * hash, without loading its model (the worker's encoder sessions use this).
+   */
+  async bundle(hash: string, files: string[]): Promise<ModelBundle> {
+    let p = this.bundles.get(hash);
+    if (!p) {
+      p = this.localBundle(hash, files);
+      this.bundles.set(hash, p);
+      p.catch(() => this.bundles.delete(hash));
+    }
+    return p;
+  }
+
+  private readonly bundles = new Map<string, Promise<ModelBundle>>();
+
+  private async localBundle(hash: string, files: string[]): Promise<ModelBundle> {
     // Any listed file locates the bundle (a plain export has no manifest.json); all must be there.
     const first = files[0] ?? "manifest.json";
     const local = this.blobs.localPath?.(modelBlobName(hash, first));
@@ -155,6 +176,12 @@ export class ModelCache {
       if (!local) await rm(bundleDir, { recursive: true, force: true });
       throw new ModelError(`model bundle ${hash} from the object store hashes to ${bundle.hash}: refusing it`);
     }
+    return bundle;
+  }
+
+  private async load(hash: string, files: string[]): Promise<LoadedModel & { bytes: number }> {
+    const bundle = await this.localBundle(hash, files);
+    const bundleDir = bundle.dir;
     const model = await loadOnnxCausalLm(bundle.modelPath, { ...this.runtime, padId: bundle.manifest.padId ?? bundle.manifest.eosId });
     const vocab = bundle.manifest.vocabSize;
     let bytes = 0;

@@ -3,7 +3,7 @@ import {
   AbortedError,
   ACTIVE_JOBS_KEY,
   ActiveJobsRecord,
-  decodeTileMessage,
+  decodeWorkMessage,
   decodeWorkSpec,
   errorFields,
   HEARTBEAT_MS,
@@ -18,7 +18,7 @@ import {
   type Logger,
   ModelError,
   type TileDelivery,
-  type TileMessage,
+  type WorkMessage,
   type TileOutput,
   type TileSource,
   tileValueCount,
@@ -29,6 +29,8 @@ import {
   type WorkSpec,
 } from "../../../common/src/mod.js";
 import { TileEngine } from "../engine/tile-engine.js";
+import { computeEmbedTile } from "../embed/embed-engine.js";
+import { EncoderCache } from "../embed/encoder-cache.js";
 import type { ModelCache } from "./model-cache.js";
 import type { FailureKindReport, ResultSender, UploadOutcome } from "./result-sender.js";
 
@@ -64,6 +66,8 @@ export class WorkerRetiredError extends Error {
 }
 
 type Running = { jobId: string; tileId: string; abort: AbortController };
+/** What computes one tile: the LM's tile engine or the bundle's encoder, lent for the tile. */
+type TileTool = { vocabSize: number | null; release(): void; compute(signal: AbortSignal): Promise<TileOutput> };
 type Drop = { reason: string; why: "malformed" | "forged" | "unknown job" };
 
 /**
@@ -82,6 +86,7 @@ export class WorkerLoop {
   private readonly keys = new Map<string, Promise<Uint8Array>>();
   private readonly warmed = new Set<string>();
   private readonly engines = new Map<string, TileEngine>();
+  private readonly encoders: EncoderCache;
   private active: { ids: string[]; at: number } = { ids: [], at: 0 };
   private stopping = false;
   private slots: Promise<void>[] = [];
@@ -97,6 +102,7 @@ export class WorkerLoop {
   constructor(private readonly o: WorkerOptions) {
     this.pollMs = o.pollMs ?? 1000;
     this.log = o.log.child({ worker: o.workerId });
+    this.encoders = new EncoderCache(o.models);
   }
 
   start(): void {
@@ -126,6 +132,7 @@ export class WorkerLoop {
     }, drain);
     await Promise.all(this.slots);
     clearTimeout(timer);
+    await this.encoders.dispose();
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     // Removing the heartbeat is a courtesy (it expires anyway): never wait long for it.
     const removed = this.o.workersKv?.delete(this.o.workerId).catch(() => undefined);
@@ -227,9 +234,9 @@ export class WorkerLoop {
     const started = performance.now();
     let lease: { release(): void } | null = null;
     try {
-      const m = await this.o.models.acquire(spec.modelHash, spec.modelFiles);
-      lease = m;
-      checkTokenIds(msg, m.vocabSize ?? spec.vocabSize);
+      const tool = await this.toolFor(jobId, spec, msg);
+      lease = tool;
+      checkTokenIds(msg, tool.vocabSize ?? spec.vocabSize);
       const { wanted } = await this.o.sender.started(jobId, msg.tileId, d.deliveryCount).catch((err: unknown) => {
         if (isUnknownJobError(err)) return { wanted: false };
         if (isUnauthenticatedError(err)) throw err;
@@ -241,20 +248,15 @@ export class WorkerLoop {
         return;
       }
       tileLog.debug({ attempt: d.deliveryCount }, `job ${jobId}: tile ${msg.tileId.slice(0, 12)} started (delivery ${d.deliveryCount})`);
-      let engine = this.engines.get(jobId);
-      if (!engine) {
-        engine = new TileEngine(m.model, spec.prompts, spec.batch);
-        this.engines.set(jobId, engine);
-      }
-      const output = await engine.compute(msg.work, { signal: running.abort.signal });
+      const output = await tool.compute(running.abort.signal);
       const seconds = (performance.now() - started) / 1000;
       const outcome = await this.uploadWithRetry(spec, msg, d, output, seconds, running.abort.signal);
       await d.ack().catch((err) => tileLog.warn({ ...errorFields(err) }, `job ${jobId}: ack of tile ${msg.tileId.slice(0, 12)} failed (${(err as Error).message}); a redelivery will be a duplicate`));
       this.healthStreak = 0;
-      this.o.events?.tileFinished(jobId, { outcome, seconds, pairs: tileValueCount(msg.work), bytesDown: d.data.byteLength, bytesUp: output.distances.byteLength });
+      this.o.events?.tileFinished(jobId, { outcome, seconds, pairs: workValueCount(msg), bytesDown: d.data.byteLength, bytesUp: output.distances.byteLength });
       if (outcome === "stored" || outcome === "duplicate") {
         this.stats.tilesDone++;
-        this.stats.pairsDone += tileValueCount(msg.work);
+        this.stats.pairsDone += workValueCount(msg);
         tileLog.debug({ seconds, outcome }, `job ${jobId}: tile ${msg.tileId.slice(0, 12)} stored in ${seconds.toFixed(2)} s${outcome === "duplicate" ? " (a duplicate)" : ""}`);
       } else {
         tileLog.info({ outcome }, `job ${jobId}: tile ${msg.tileId.slice(0, 12)} not kept (${outcome})`);
@@ -269,11 +271,29 @@ export class WorkerLoop {
     }
   }
 
+  /** The LM's tile engine for scoring tiles, the bundle's encoder for embed tiles. */
+  private async toolFor(jobId: string, spec: WorkSpec, msg: WorkMessage): Promise<TileTool> {
+    if (msg.work.kind === "embed") {
+      const work = msg.work;
+      const e = await this.encoders.acquire(spec.modelHash, spec.modelFiles);
+      return { vocabSize: e.vocabSize, release: e.release, compute: (signal) => computeEmbedTile(e.encoder, work, signal) };
+    }
+    const work = msg.work;
+    const m = await this.o.models.acquire(spec.modelHash, spec.modelFiles);
+    let engine = this.engines.get(jobId);
+    if (!engine) {
+      engine = new TileEngine(m.model, spec.prompts, spec.batch);
+      this.engines.set(jobId, engine);
+    }
+    const run = engine;
+    return { vocabSize: m.vocabSize, release: m.release, compute: (signal) => run.compute(work, { signal }) };
+  }
+
   /** Decodes the message and checks it is the coordinator's own, for this job. */
-  private async authenticate(jobId: string, d: TileDelivery): Promise<{ msg: TileMessage; spec: WorkSpec } | Drop | "retry"> {
-    let msg: TileMessage;
+  private async authenticate(jobId: string, d: TileDelivery): Promise<{ msg: WorkMessage; spec: WorkSpec } | Drop | "retry"> {
+    let msg: WorkMessage;
     try {
-      msg = decodeTileMessage(d.data);
+      msg = decodeWorkMessage(d.data);
     } catch (err) {
       return { why: "malformed", reason: (err as Error).message };
     }
@@ -317,7 +337,7 @@ export class WorkerLoop {
     return p;
   }
 
-  private async uploadWithRetry(spec: WorkSpec, msg: TileMessage, d: TileDelivery, output: TileOutput, seconds: number, signal: AbortSignal): Promise<UploadOutcome> {
+  private async uploadWithRetry(spec: WorkSpec, msg: WorkMessage, d: TileDelivery, output: TileOutput, seconds: number, signal: AbortSignal): Promise<UploadOutcome> {
     let wait = 250;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -331,7 +351,7 @@ export class WorkerLoop {
     }
   }
 
-  private async handleFailure(spec: WorkSpec, msg: TileMessage, d: TileDelivery, err: unknown, running: Running): Promise<void> {
+  private async handleFailure(spec: WorkSpec, msg: WorkMessage, d: TileDelivery, err: unknown, running: Running): Promise<void> {
     const log = this.log.child({ job: msg.jobId, tile: msg.tileId });
     if (isUnknownJobError(err)) {
       await d.ack().catch(() => undefined);
@@ -421,9 +441,14 @@ export class WorkerLoop {
   }
 }
 
-function checkTokenIds(msg: TileMessage, vocabSize: number | null): void {
+/** Values a tile yields (pairs or baselines scored; samples embedded). */
+function workValueCount(msg: WorkMessage): number {
+  return msg.work.kind === "embed" ? msg.work.sequences.count : tileValueCount(msg.work);
+}
+
+function checkTokenIds(msg: WorkMessage, vocabSize: number | null): void {
   if (vocabSize === null) return;
-  const ids = msg.work.samples.ids;
+  const ids = msg.work.kind === "embed" ? msg.work.sequences.ids : msg.work.samples.ids;
   for (let k = 0; k < ids.length; k++) {
     if (ids[k] >= vocabSize) throw new ModelError(`token id ${ids[k]} is outside the model's vocabulary (${vocabSize}): the job's tokenizer does not match its model`);
   }
