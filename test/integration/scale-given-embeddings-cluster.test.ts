@@ -13,7 +13,9 @@ import { TINY_MODEL, tempDir } from "../helpers/paths.js";
  * loopback) against the embedded default: the SE kernel on given embeddings (planning ->
  * searching -> selecting, seen by watch and jobs) selects the same records byte for byte; and a
  * sparse utility kernel whose candidates come from given embeddings is computed by the workers'
- * tiles and equals the embedded one byte for byte.
+ * tiles and equals the embedded one byte for byte. Without given embeddings, the SE kernel's samples
+ * are embedded by the workers (planning -> embedding -> searching), survive a worker SIGKILLed in
+ * the middle of it and select the same records as the embedded default.
  */
 const dir = tempDir("delift-scale-cluster-");
 test.after(() => dir.cleanup());
@@ -34,7 +36,7 @@ const jobIdOf = (log: string) => {
   return id;
 };
 
-test("given embeddings on a cluster: the SE selection (searching phase in watch and jobs) and a sparse kernel with searched candidates equal the embedded runs byte for byte", async () => {
+test("given embeddings on a cluster: the SE selection (searching phase in watch and jobs) and a sparse kernel with searched candidates equal the embedded runs byte for byte; the workers' embeddings stage survives a SIGKILL", async () => {
   const se = ["--data", DATA, "--model", TINY_MODEL, "--kernel-type", "se", "--embeddings", EMB, "--neighbors", "6", "--budget", "0.3", "--optimizer", "lazy"];
   const local = join(dir.path, "embedded-se");
   const embedded = await runCli(["select", ...se, "--out", local, "--quiet", "--store", join(dir.path, "store-se")]);
@@ -44,6 +46,11 @@ test("given embeddings on a cluster: the SE selection (searching phase in watch 
   const localKernel = join(dir.path, "embedded-kernel");
   const k = await runCli(["kernel", ...sparse, "--out", localKernel, "--quiet", "--store", join(dir.path, "store-k")]);
   assert.is(k.code, 0, k.log);
+
+  const encoded = ["--data", DATA, "--model", TINY_MODEL, "--kernel-type", "se", "--neighbors", "6", "--budget", "0.3", "--optimizer", "lazy", "--embed-tile-tokens", "512"];
+  const localEncoded = join(dir.path, "embedded-encoded");
+  const e = await runCli(["select", ...encoded, "--out", localEncoded, "--quiet", "--store", join(dir.path, "store-enc")]);
+  assert.is(e.code, 0, e.log);
 
   const cluster = await TestCluster.start({ workers: 2 });
   try {
@@ -71,6 +78,23 @@ test("given embeddings on a cluster: the SE selection (searching phase in watch 
     assertSameBytes(readFileSync(join(kernelOut, "kernel.bin")), readFileSync(join(localKernel, "kernel.bin")), "cluster vs embedded sparse kernel (candidates from given embeddings)");
     const workers = (await cluster.status(jobIdOf(kernelJob.log))).workers;
     assert.ok(workers.reduce((n, w) => n + w.tiles, 0) > 0, "the workers computed the kernel's tiles");
+
+    // The encoder on the workers: w1 is SIGKILLed as soon as it starts an embed tile; its tile comes back after the ack wait.
+    const sub = await runCli(["submit", ...encoded, "--ack-wait", "3"], env);
+    assert.is(sub.code, 0, sub.log);
+    const encJob = jobIdOf(sub.log);
+    await cluster.workers.get("w1")!.waitFor(new RegExp(`job ${encJob}: tile [0-9a-f]{12} started`), 60_000);
+    cluster.workers.get("w1")!.kill("SIGKILL");
+    const done = await cluster.waitForJob(encJob, (s) => s.state === "done" || s.state === "failed");
+    assert.is(done.state, "done", done.error);
+    assert.ok(done.tilesTotal > 2 && done.pairsTotal === N, `embed tiles over the ${N} samples (${done.tilesTotal} tiles, ${done.pairsTotal} samples)`);
+    const encOut = join(dir.path, "cluster-encoded");
+    assert.is((await runCli(["result", encJob, "--out", encOut], env)).code, 0);
+    assertSameBytes(readFileSync(join(encOut, "selected.jsonl")), readFileSync(join(localEncoded, "selected.jsonl")), "cluster (workers' embeddings) vs embedded SE selection");
+    const encStory = await runCli(["story", encJob], env);
+    assert.match(encStory.log, /planning -> embedding/);
+    assert.match(encStory.log, /embedding -> searching/);
+    assert.match(encStory.log, /worker w2/);
   } finally {
     await cluster.stop();
   }
