@@ -9,6 +9,8 @@
  *
  *   node dist/bench/scale/main.js [--samples 100000 | --million] [--dim 384] [--dir DIR]
  *        [--only read,embeddings,search,plan,bytes] [--no-baseline] [--no-hnsw] [--no-exact]
+ *   node dist/bench/scale/main.js --encoder 20000   (item 7b, bench/scale/encoder.ts: the SE
+ *        kernel's embeddings on 2 cluster workers against raw onnxruntime on the same runs)
  *
  * The corpus and embeddings come from bench/scale/build-corpus.ts (deterministic; kept in DIR,
  * default /tmp/delift-scale-N-DIM, and reused when present). At 10^6 the exact search (hours
@@ -24,6 +26,7 @@ import { recallAtK, type SearchLists } from "../../common/src/mod.js";
 import { fmt, row } from "../common/stats.js";
 import { ROOT } from "../common/paths.js";
 import { buildScaleCorpus } from "./build-corpus.js";
+import { encoderBench } from "./encoder.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -37,6 +40,7 @@ const { values: flags } = parseArgs({
     hnsw: { type: "boolean", default: false },
     "no-exact": { type: "boolean", default: false },
     "plan-samples": { type: "string", default: "1000000" },
+    encoder: { type: "string" },
   },
 });
 const samples = Number(flags.samples ?? (flags.million ? 1_000_000 : 100_000));
@@ -74,6 +78,13 @@ function pickRows(all: SearchLists, queries: Uint32Array): SearchLists {
 }
 
 async function main(): Promise<void> {
+  if (flags.encoder) {
+    const n = Number(flags.encoder);
+    const encDir = flags.dir ?? `/tmp/delift-scale-encoder-${n}`;
+    if (!existsSync(join(encDir, "data.jsonl"))) await buildScaleCorpus({ samples: n, out: encDir, embeddings: "none" });
+    console.log(JSON.stringify({ bench: "scale-encoder", ...(await encoderBench(join(encDir, "data.jsonl"), n)) }));
+    return;
+  }
   const summary: Record<string, unknown> = { bench: "scale", samples, dim, loadAtStart: loadavg()[0] };
   console.log(`scale bench: ${samples.toLocaleString("en-US")} samples, ${dim}-d embeddings, corpus in ${dir}; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   if (!existsSync(join(dir, "data.jsonl")) || !existsSync(join(dir, "embeddings.npy"))) {
