@@ -88,7 +88,9 @@ export { tileValueCount } from "./tiles/types.js";
 export type { BaselineTileWork, BatchLimits, PairTileWork, TileOutput, TileWork } from "./tiles/types.js";
 export { planBatches } from "./tiles/batching.js";
 export { decodeTileMessage, decodeWorkMessage, encodeTileMessage, sameMac, TILE_KEY_BYTES, tileMac, verifyTileMac } from "./tiles/codec.js";
-export type { EmbedTileMessage, TileMessage, WorkMessage } from "./tiles/codec.js";
+export type { EmbedTileMessage, SearchTileMessage, TileMessage, WorkMessage } from "./tiles/codec.js";
+export { parseSearchMatrixBlob, searchMatrixBlob, searchResultLists, searchResultValues } from "./candidates/search-tile-message.js";
+export type { SearchTileWork } from "./candidates/search-tile-message.js";
 export { embedTileId, runBatches, runSizes } from "./tiles/embed-tile.js";
 export type { EmbedTileWork } from "./tiles/embed-tile.js";
 
@@ -111,7 +113,7 @@ export { LocalBlobStore, MemoryKeyValue, MemoryTileQueue } from "./bus/memory-bu
 export { NatsBlobStore, NatsKeyValue, NatsTileQueue, NatsTileSource, TILE_CONSUMER, tileStreamName } from "./bus/nats-bus.js";
 export { NATS_FLAGS, NATS_OPTIONS_HELP, closeNats, natsAccessFrom, natsConnectionOptions } from "./bus/nats-options.js";
 export type { NatsAccess } from "./bus/nats-options.js";
-export { ACTIVE_JOBS_KEY, CLUSTER_BUCKET, COORDINATOR_KEY, HEARTBEAT_MS, JOBS_BUCKET, MODELS_BUCKET, WORKERS_BUCKET, WORKER_TTL_MS, modelBlobName, statusKey, workKey } from "./cluster/names.js";
+export { ACTIVE_JOBS_KEY, CLUSTER_BUCKET, COORDINATOR_KEY, HEARTBEAT_MS, JOBS_BUCKET, MODELS_BUCKET, WORKERS_BUCKET, WORKER_TTL_MS, modelBlobName, searchMatrixBlobName, statusKey, workKey } from "./cluster/names.js";
 export { decodeWorkSpec, encodeWorkSpec } from "./cluster/work-spec.js";
 export type { WorkSpec } from "./cluster/work-spec.js";
 export { ActiveJobsRecord, CoordinatorRecord, HeartbeatRecord, JOB_ID_PATTERN, JobStatusRecord, LeaseRecord, WorkSpecSchema } from "./cluster/records.js";

@@ -13,3 +13,5 @@ export const COORDINATOR_KEY = "coordinator";
 export const workKey = (jobId: string) => `${jobId}.work`;
 export const statusKey = (jobId: string) => `${jobId}.status`;
 export const modelBlobName = (bundleHash: string, file: string) => `${bundleHash}/${file}`;
+/** A job's embedding matrix for search tiles, by the SHA-256 of its blob. */
+export const searchMatrixBlobName = (sha256: string) => `search-matrix/${sha256}`;

@@ -4,13 +4,16 @@ import { ProtocolError } from "../errors.js";
 import type { TokenizedCorpus } from "../data/tokenized-corpus.js";
 import type { TileWork } from "./types.js";
 import { decodeEmbedTileBody, embedTileBody, type EmbedTileWork } from "./embed-tile.js";
+import { decodeSearchTileBody, searchTileBody, type SearchTileWork } from "../candidates/search-tile-message.js";
 
 /** A tile on the wire (msgpack): ids and tile work; integer arrays as little-endian bytes. */
 export type TileMessage = { jobId: string; tileId: string; work: TileWork };
 /** An embedding tile on the wire (embed-tile.ts). */
 export type EmbedTileMessage = { jobId: string; tileId: string; work: EmbedTileWork };
-/** Any message a worker may pull: a scoring tile or an embedding tile. */
-export type WorkMessage = TileMessage | EmbedTileMessage;
+/** A candidate-search tile on the wire (candidates/search-tile-message.ts). */
+export type SearchTileMessage = { jobId: string; tileId: string; work: SearchTileWork };
+/** Any message a worker may pull: a scoring tile, an embedding tile or a search tile. */
+export type WorkMessage = TileMessage | EmbedTileMessage | SearchTileMessage;
 
 const VERSION = 1;
 const packr = new Packr({ useRecords: false, moreTypes: false });
@@ -23,6 +26,7 @@ const MAX_TOKENS = 1 << 26;
 export function encodeTileMessage(m: WorkMessage): Uint8Array {
   const w = m.work;
   if (w.kind === "embed") return packr.pack({ v: VERSION, job: m.jobId, tile: m.tileId, ...embedTileBody(w) });
+  if (w.kind === "search") return packr.pack({ v: VERSION, job: m.jobId, tile: m.tileId, ...searchTileBody(w) });
   const body: Record<string, unknown> = {
     v: VERSION,
     job: m.jobId,
@@ -55,7 +59,7 @@ export function encodeTileMessage(m: WorkMessage): Uint8Array {
 /** Decodes and validates a scoring tile message (pairs or baseline); anything else is a ProtocolError. */
 export function decodeTileMessage(data: Uint8Array): TileMessage {
   const m = decodeWorkMessage(data);
-  if (m.work.kind === "embed") throw new ProtocolError("tile message: an embed tile where a scoring tile was expected");
+  if (m.work.kind === "embed" || m.work.kind === "search") throw new ProtocolError(`tile message: a ${m.work.kind} tile where a scoring tile was expected`);
   return m as TileMessage;
 }
 
@@ -73,6 +77,7 @@ export function decodeWorkMessage(data: Uint8Array): WorkMessage {
   if (typeof m.job !== "string" || !JOB_ID.test(m.job)) throw new ProtocolError("tile message: bad job id");
   if (typeof m.tile !== "string" || !TILE_ID.test(m.tile)) throw new ProtocolError("tile message: bad tile id");
   if (m.kind === "embed") return { jobId: m.job, tileId: m.tile, work: decodeEmbedTileBody(m) };
+  if (m.kind === "search") return { jobId: m.job, tileId: m.tile, work: decodeSearchTileBody(m) };
   const ids = int32s(m.ids, "ids");
   const offsets = uint32s(m.offsets, "offsets");
   if (ids.length > MAX_TOKENS) throw new ProtocolError("tile message: too many tokens");

@@ -2,6 +2,8 @@ import { hostname } from "node:os";
 import {
   AbortedError,
   ACTIVE_JOBS_KEY,
+  type BlobStore,
+  WorkerHealthError,
   ActiveJobsRecord,
   decodeWorkMessage,
   decodeWorkSpec,
@@ -31,6 +33,7 @@ import {
 import { TileEngine } from "../engine/tile-engine.js";
 import { computeEmbedTile } from "../embed/embed-engine.js";
 import { EncoderCache } from "../embed/encoder-cache.js";
+import { SearchExecutor } from "../search/search-executor.js";
 import type { ModelCache } from "./model-cache.js";
 import type { FailureKindReport, ResultSender, UploadOutcome } from "./result-sender.js";
 
@@ -55,6 +58,9 @@ export type WorkerOptions = {
   healthBackoffMs?: number;
   /** Told of every tile taken up, finished, failed or dropped (the worker's metrics). */
   events?: WorkerTileEvents;
+  /** The object store search tiles' matrices come from, and a directory to fetch them into. */
+  blobs?: BlobStore;
+  searchDir?: string;
 };
 
 /** The worker stopped itself: it kept failing on its own (model fetch, provider, memory, token). */
@@ -87,6 +93,7 @@ export class WorkerLoop {
   private readonly warmed = new Set<string>();
   private readonly engines = new Map<string, TileEngine>();
   private readonly encoders: EncoderCache;
+  private searcher: SearchExecutor | null = null;
   private active: { ids: string[]; at: number } = { ids: [], at: 0 };
   private stopping = false;
   private slots: Promise<void>[] = [];
@@ -133,6 +140,7 @@ export class WorkerLoop {
     await Promise.all(this.slots);
     clearTimeout(timer);
     await this.encoders.dispose();
+    await this.searcher?.dispose();
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     // Removing the heartbeat is a courtesy (it expires anyway): never wait long for it.
     const removed = this.o.workersKv?.delete(this.o.workerId).catch(() => undefined);
@@ -277,6 +285,13 @@ export class WorkerLoop {
       const work = msg.work;
       const e = await this.encoders.acquire(spec.modelHash, spec.modelFiles);
       return { vocabSize: e.vocabSize, release: e.release, compute: (signal) => computeEmbedTile(e.encoder, work, signal) };
+    }
+    if (msg.work.kind === "search") {
+      const work = msg.work;
+      if (!this.o.blobs) throw new WorkerHealthError("this worker has no object store to fetch search matrices from");
+      this.searcher ??= new SearchExecutor(this.o.blobs, this.o.searchDir ?? "", this.o.models.runtimeOptions);
+      const searcher = this.searcher;
+      return { vocabSize: null, release: () => undefined, compute: (signal) => searcher.compute(work, signal) };
     }
     const work = msg.work;
     const m = await this.o.models.acquire(spec.modelHash, spec.modelFiles);
@@ -443,11 +458,13 @@ export class WorkerLoop {
 
 /** Values a tile yields (pairs or baselines scored; samples embedded). */
 function workValueCount(msg: WorkMessage): number {
+  if (msg.work.kind === "search") return msg.work.queries.length;
   return msg.work.kind === "embed" ? msg.work.sequences.count : tileValueCount(msg.work);
 }
 
 function checkTokenIds(msg: WorkMessage, vocabSize: number | null): void {
   if (vocabSize === null) return;
+  if (msg.work.kind === "search") return;
   const ids = msg.work.kind === "embed" ? msg.work.sequences.ids : msg.work.samples.ids;
   for (let k = 0; k < ids.length; k++) {
     if (ids[k] >= vocabSize) throw new ModelError(`token id ${ids[k]} is outside the model's vocabulary (${vocabSize}): the job's tokenizer does not match its model`);
