@@ -123,6 +123,7 @@ export const WorkSpecSchema = z.object({
   ackWaitMs: z.number().int().min(100).max(86_400_000),
   maxDeliver: z.number().int().min(1).max(1000),
   vocabSize: z.number().int().min(1).nullable(),
+  kernel: z.enum(["utility", "se"]).optional(),
 });
 
 /** A job's status as the coordinator publishes it while the job runs (jobs bucket, key "<job>.status"). */

@@ -16,6 +16,8 @@ export type WorkSpec = {
   maxDeliver: number;
   /** When known, token ids at or above it make a tile invalid. */
   vocabSize: number | null;
+  /** "se": the job's tiles run the bundle's encoder, not its LM (a worker warms the encoder). */
+  kernel?: "utility" | "se";
 };
 
 // The schema and the type must describe the same record.

@@ -117,5 +117,6 @@ export function workSpecFor(jobId: string, spec: JobSpec, planned: PlannedJob, m
     ackWaitMs: spec.queue.ackWaitSeconds * 1000,
     maxDeliver: spec.queue.maxDeliver,
     vocabSize: typeof vocab === "number" ? vocab : null,
+    kernel: spec.selection.kernelType,
   };
 }

@@ -338,7 +338,10 @@ export class WorkerLoop {
     void (async () => {
       await this.keyOf(jobId).catch(() => undefined);
       const spec = await this.workSpec(jobId);
-      if (spec && !this.stopping) (await this.o.models.acquire(spec.modelHash, spec.modelFiles).catch(() => null))?.release();
+      if (!spec || this.stopping) return;
+      // An SE job's tiles need the encoder only: loading its LM would hold memory for nothing.
+      if (spec.kernel === "se") (await this.encoders.acquire(spec.modelHash, spec.modelFiles).catch(() => null))?.release();
+      else (await this.o.models.acquire(spec.modelHash, spec.modelFiles).catch(() => null))?.release();
     })();
   }
 
