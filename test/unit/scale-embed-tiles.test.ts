@@ -9,6 +9,9 @@ import { parseJobSpec, type StoryEntry } from "../../coordinator/src/mod.js";
 import { loadJobSets, loadModelInputs } from "../../coordinator/src/inputs/load-inputs.js";
 import { embedSamples } from "../../coordinator/src/runtime/embeddings.js";
 import type { ResultSender } from "../../worker/src/mod.js";
+import { newJob, type Instruction, type JobEvent, type JobSettings } from "../../coordinator/src/jobs/job-state.js";
+import { handleStimulus } from "../../coordinator/src/jobs/machine.js";
+import { replayStory, storyEntries } from "../../coordinator/src/jobs/story.js";
 import { writeSamples } from "../helpers/kernels.js";
 import { TINY_MODEL, tempDir } from "../helpers/paths.js";
 
@@ -65,6 +68,53 @@ test("embed tile codec: round trip; decodeTileMessage refuses it; every malforme
   w.sequences.ids[0] = 4;
   assert.is.not(a, embedTileId("enc/pad0", w));
   assert.match(a, /^[0-9a-f]{64}$/);
+});
+
+test("the machine's embedding state: planned embed tiles are published, a hand-back goes back to planned, reconcile finds them stored, then the search; a cancel waits for its tasks", () => {
+  const settings: JobSettings = { kind: "select", ackWaitMs: 1000, maxDeliver: 3, maxQueued: 8, conflictTolerance: 1e-5 };
+  const drive = () => {
+    const job = newJob("j1", 0, settings);
+    const entries: StoryEntry[] = [];
+    let t = 0;
+    let seq = 0;
+    let last: Instruction[] = [];
+    const feed = (event: JobEvent) => {
+      const s = { id: `s${++t}`, t, event };
+      const out = handleStimulus(job, s);
+      entries.push(...storyEntries("j1", s, out.changes, () => seq++));
+      last = out.instructions;
+      return out;
+    };
+    const task = (kind: string) => [...job.tasks].find(([, k]) => k === kind)![0];
+    const starts = (kind: string) => last.filter((i) => i.type === "start" && i.kind === kind);
+    feed({ type: "submitted", settings });
+    return { job, entries, feed, task, starts };
+  };
+  const ids = ["a", "b", "c"].map((c) => c.repeat(64));
+  const d = drive();
+  d.feed({ type: "plan-done", task: d.task("plan"), tiles: [{ id: ids[0], pairs: 5, stored: false }, { id: ids[1], pairs: 4, stored: false }, { id: ids[2], pairs: 3, stored: true }], samples: 12, search: true, embed: true });
+  assert.is(d.job.state, "embedding");
+  assert.equal([d.job.counts.pairsTotal, d.job.counts.pairsDone, d.job.counts.tilesReused], [12, 3, 1]);
+  d.feed({ type: "publish-done", task: d.task("publish"), tileIds: [ids[0], ids[1]], bytes: 10 });
+  d.feed({ type: "tile-started", request: "r1", tileId: ids[0], worker: "w1", attempt: 1 });
+  d.feed({ type: "tile-failed", request: "r2", tileId: ids[0], worker: "w1", attempt: 1, error: "out of memory", kind: "health" });
+  assert.is(d.job.tiles.get(ids[0])!.state, "planned", "a hand-back goes back to planned");
+  assert.ok(d.starts("publish").length === 1, "and is published again");
+  d.feed({ type: "publish-done", task: d.task("publish"), tileIds: [ids[0]], bytes: 5 });
+  d.feed({ type: "reconcile-due" });
+  d.feed({ type: "reconcile-done", task: d.task("reconcile"), queue: null, stored: [ids[0], ids[1]] });
+  assert.is(d.job.state, "searching");
+  assert.ok(d.starts("search").length === 1, "the search phase starts once every embed tile is stored");
+  d.feed({ type: "result-received", request: "r3", tileId: ids[1], worker: "w2", attempt: 1, problem: null });
+  assert.ok(d.starts("store").length === 0, "a late result is not stored in the search phase");
+  assert.equal(JSON.stringify(replayStory(d.entries), (_k, x) => (x instanceof Map ? [...x] : x instanceof Set ? [...x] : x)), JSON.stringify(d.job, (_k, x) => (x instanceof Map ? [...x] : x instanceof Set ? [...x] : x)));
+
+  const c = drive();
+  c.feed({ type: "plan-done", task: c.task("plan"), tiles: [{ id: ids[0], pairs: 5, stored: false }], samples: 5, search: true, embed: true });
+  c.feed({ type: "cancel", reason: "by user" });
+  assert.is(c.job.state, "cancelling", "the publish task is still running");
+  c.feed({ type: "publish-done", task: c.task("publish"), tileIds: [ids[0]], bytes: 5 });
+  assert.is(c.job.state, "cancelled");
 });
 
 const DATA = writeSamples(join(dir.path, "d.jsonl"), 24);
