@@ -73,7 +73,7 @@ test("embed tile codec: round trip; decodeTileMessage refuses it; every malforme
 test("the machine's embedding state: planned embed tiles are published, a hand-back goes back to planned, reconcile finds them stored, then the search; a cancel waits for its tasks", () => {
   const settings: JobSettings = { kind: "select", ackWaitMs: 1000, maxDeliver: 3, maxQueued: 8, conflictTolerance: 1e-5 };
   const drive = () => {
-    const job = newJob("j1", 0, settings);
+    const job = newJob("j1", 1, settings);
     const entries: StoryEntry[] = [];
     let t = 0;
     let seq = 0;
