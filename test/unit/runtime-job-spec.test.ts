@@ -59,6 +59,7 @@ test("a minimal spec gets every default", () => {
       tile: DEFAULT_TILE_SHAPE,
       skipInvalid: false,
       candidates: null,
+      embedTileTokens: 32768,
     },
     queue: DEFAULT_QUEUE,
     saveKernel: false,
