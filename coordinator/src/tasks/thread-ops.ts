@@ -5,9 +5,10 @@ import { tilePairCount, type TileSpec } from "../plan/tile-spec.js";
 import { tileWork } from "../plan/tile-work.js";
 import { PhaseMeter } from "../plan/phase-meter.js";
 import type { SearchFacts } from "../plan/given-embeddings.js";
-import { prepareJobSelection, reportJobSelection, seKernels, writeKernelJob, writeSelectedJob, type JobTimings, type PreparedJobSelection, type SelectedJob } from "../runtime/finish-job.js";
-import { runCentralSelection, shardedOutcome } from "../select/run-selection.js";
-import { chooseJobSelection, writeShardedKernel, type SelectionPlan } from "../select/sharded-job.js";
+import { jobSelectionSettings, prepareJobSelection, reportJobSelection, seKernels, stageJobKernels, writeKernelJob, writeSelectedJob, type JobTimings, type PreparedJobSelection, type SelectedJob } from "../runtime/finish-job.js";
+import { runCentralSelection, shardedOutcome, wantsLazyComparison } from "../select/run-selection.js";
+import { chooseJobSelection, shardedPlanOf, type SelectionPlan } from "../select/sharded-job.js";
+import { objectiveValueOfAllChunked } from "../select/chunked-selection.js";
 import type { DistributedResult } from "../../../common/src/selection/distributed/mod.js";
 import { planJob, type PlannedJob } from "../runtime/plan-job.js";
 import { readStoredTile } from "../store/tile-store.js";
@@ -27,7 +28,7 @@ export type ThreadState = {
   /** Kernels the search phase built (SE on given embeddings), for the selection. */
   kernels: { main: CscKernel; second: CscKernel | null } | null;
   /** A selection prepared here and running on shard hosts (the `selected` op finishes it). */
-  sharded: { prepared: PreparedJobSelection; timings: JobTimings; tiles: { computed: number; reused: number } } | null;
+  sharded: { prepared: PreparedJobSelection; valueOfAll: number; timings: JobTimings; tiles: { computed: number; reused: number } } | null;
 };
 
 export function newThreadState(jobId: string, hold: (point: HoldPoint) => void, progress: (p: PhaseProgress) => void = () => undefined): ThreadState {
@@ -117,32 +118,40 @@ export const THREAD_OPS = {
   },
 
   /**
-   * Assembles the kernels and prepares the objective, then by the choice rule (--select-shards,
-   * --select-memory) either selects here and builds the report (kept for `write`), or writes the
-   * scaled kernel into `shardedDir` in the chunked format and returns the plan of a distributed
-   * selection, which the coordinator runs on shard hosts and hands back to `selected`.
+   * Stages the job's kernels in the chunked format (utility kernels assembled out of core from the
+   * stored tiles) and, by the choice rule (--select-shards, --select-memory), either reads the main
+   * kernel once, selects here and builds the report (kept for `write`), or returns the plan of a
+   * distributed selection whose hosts read the staged main kernel (`shardedDir`) as it is; the
+   * coordinator runs it and hands the result back to `selected`. Staged files live in
+   * `shardedDir` and its `-second` sibling, which the coordinator removes however the task ends.
    */
   async select(state: ThreadState, input: { timings: JobTimings; tiles: { computed: number; reused: number }; shardedDir: string; autoShard: boolean }): Result<SelectionPlan> {
     const { planned, spec, storeDir } = ready(state);
     await holdHere(state, "selecting");
-    const prepared = await prepareJobSelection(spec, planned, (t) => readStoredTile(storeDir, t.id), input.timings, state.kernels);
+    const stagingStarted = performance.now();
+    const built = state.kernels;
     state.kernels = null;
-    const choice = chooseJobSelection(prepared.kernels.main, spec.selection, input.autoShard);
+    const staged = await stageJobKernels(spec, planned, (t) => readStoredTile(storeDir, t.id), { main: input.shardedDir, second: `${input.shardedDir}-second` }, built);
+    const stagingSeconds = (performance.now() - stagingStarted) / 1000;
+    const choice = chooseJobSelection(staged.main.index, spec.selection, input.autoShard);
+    const settings = jobSelectionSettings(spec, planned);
+    const central = choice.mode === "central";
+    const prepared = await prepareJobSelection(spec, planned, staged, input.timings, central || wantsLazyComparison(settings, staged.main.index.nnz), stagingSeconds);
     if (choice.mode === "central") {
-      state.selected = await reportJobSelection(spec, planned, prepared, runCentralSelection(prepared.kernels, prepared.settings, prepared.prepared), input.timings, input.tiles);
+      state.selected = await reportJobSelection(spec, planned, prepared, runCentralSelection({ main: prepared.main!, second: null }, prepared.settings, prepared.prepared), input.timings, input.tiles);
       return { value: { mode: "central", reason: choice.reason } };
     }
-    const plan = await writeShardedKernel(input.shardedDir, prepared.kernels.main, prepared.prepared.objective, choice, prepared.settings.k);
-    state.sharded = { prepared, timings: input.timings, tiles: input.tiles };
-    return { value: plan };
+    const valueOfAll = await objectiveValueOfAllChunked(staged.main.dir, settings.scaling, prepared.prepared.objective);
+    state.sharded = { prepared, valueOfAll, timings: input.timings, tiles: input.tiles };
+    return { value: shardedPlanOf(staged.main.index, prepared.prepared.objective, choice, settings.k, settings.scaling) };
   },
 
   /** The result of a distributed selection: builds the report (with central lazy greedy's f where affordable); kept for `write`. */
   async selected(state: ThreadState, input: { result: DistributedResult; seconds: number }): Result<{ ratioToLazy: number | null }> {
     const { planned, spec } = ready(state);
     if (!state.sharded) throw new Error(`job ${state.jobId}: no distributed selection was prepared`);
-    const { prepared, timings, tiles } = state.sharded;
-    const outcome = shardedOutcome(prepared.kernels, prepared.settings, prepared.prepared, input.result, input.seconds);
+    const { prepared, valueOfAll, timings, tiles } = state.sharded;
+    const outcome = shardedOutcome({ main: prepared.main }, prepared.settings, prepared.prepared, input.result, input.seconds, valueOfAll);
     state.selected = await reportJobSelection(spec, planned, prepared, outcome, timings, tiles);
     state.sharded = null;
     return { value: { ratioToLazy: state.selected.report.result.ratioToLazy } };
@@ -155,7 +164,7 @@ export const THREAD_OPS = {
     if (spec.kind === "kernel") summary = (await writeKernelJob(spec, planned, (t) => readStoredTile(storeDir, t.id), input.dir)).summary;
     else {
       if (!state.selected) throw new Error(`job ${state.jobId}: nothing selected to write`);
-      summary = (await writeSelectedJob(spec, planned, state.selected, input.dir)).summary;
+      summary = (await writeSelectedJob(spec, planned, state.selected, input.dir, (t) => readStoredTile(storeDir, t.id))).summary;
     }
     await holdHere(state, "writing");
     return { value: { summary } };
