@@ -26,6 +26,8 @@ export type ChunkedAssemblerOptions = {
   durable?: boolean;
   /** Checked between buckets: an aborted assembly stops and removes what it wrote. */
   signal?: AbortSignal;
+  /** Chunks built so far of all, while finish() runs. */
+  onChunk?: (done: number, total: number) => void;
 };
 
 /** The column width of chunks that matches memoryBlocks (the distributed layout of an in-memory kernel). */
@@ -111,6 +113,7 @@ export class ChunkedKernelAssembler {
       writer = await ChunkedKernelWriter.create(this.dir, { nRows: this.options.nRows, chunkColumns: this.width, chunkBytes: Number.MAX_SAFE_INTEGER, durable: this.options.durable ?? false });
       for (let b = 0; b < this.buckets; b++) {
         this.options.signal?.throwIfAborted();
+        this.options.onChunk?.(b, this.buckets);
         const colStart = b * this.width;
         const cols = Math.min(this.options.nCols, colStart + this.width) - colStart;
         const block = this.bucketColumns(b, cols, colStart);
@@ -120,6 +123,7 @@ export class ChunkedKernelAssembler {
           if (!writer.appendColumn(block.rows.subarray(a, e), block.values.subarray(a, e))) await writer.drain();
         }
       }
+      this.options.onChunk?.(this.buckets, this.buckets);
       const index = await writer.finish(extras);
       writer = null;
       return index;

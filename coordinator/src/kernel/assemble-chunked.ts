@@ -11,6 +11,8 @@ export type ChunkedAssemblyOptions = {
   metadata?: Record<string, unknown>;
   spillBytes?: number;
   signal?: AbortSignal;
+  /** Progress: pair tiles read ("tiles"), then chunks built ("chunks"). */
+  onProgress?: (step: "tiles" | "chunks", done: number, total: number) => void;
 };
 
 /**
@@ -40,11 +42,14 @@ export async function assembleKernelChunked(
   const missing = baseline.findIndex((v) => Number.isNaN(v));
   if (missing >= 0) throw new Error(`kernel row ${missing} has no baseline distance: a baseline tile is missing`);
 
-  const assembler = await ChunkedKernelAssembler.create(dir, { nRows: axes.nRows, nCols: axes.nCols, chunkColumns: defaultChunkColumns(axes.nCols), spillBytes: options.spillBytes, signal: options.signal });
+  const assembler = await ChunkedKernelAssembler.create(dir, { nRows: axes.nRows, nCols: axes.nCols, chunkColumns: defaultChunkColumns(axes.nCols), spillBytes: options.spillBytes, signal: options.signal, onChunk: (d, t) => options.onProgress?.("chunks", d, t) });
+  const pairTiles = tiles.reduce((n, t) => n + (t.kind === "pairs" ? 1 : 0), 0);
+  let tilesRead = 0;
   try {
     for (const tile of tiles) {
       if (tile.kind !== "pairs") continue;
       options.signal?.throwIfAborted();
+      options.onProgress?.("tiles", tilesRead++, pairTiles);
       const out = await read(tile);
       pairTruncated += out.truncated;
       const d = out.distances;
@@ -57,6 +62,7 @@ export async function assembleKernelChunked(
         }
       }
     }
+    options.onProgress?.("tiles", pairTiles, pairTiles);
   } catch (err) {
     await assembler.abort();
     throw err;

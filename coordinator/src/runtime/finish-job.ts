@@ -89,7 +89,13 @@ export type SelectedJob = {
 };
 
 /** Where a job's kernels are staged on disk (chunked, unscaled) for its selection; `main` is what shard hosts read. */
-export type KernelStaging = { main: string; second: string; signal?: AbortSignal };
+export type KernelStaging = {
+  main: string;
+  second: string;
+  signal?: AbortSignal;
+  /** Assembly progress (kernel: which one, "tiles" read or "chunks" built). */
+  onProgress?: (kernel: "main" | "second", step: "tiles" | "chunks", done: number, total: number) => void;
+};
 
 /** A job's kernels staged in the chunked format, with the utility kernels' metadata (kernel.json's). */
 export type StagedJobKernels = { main: StagedKernel; second: StagedKernel | null; utility: KernelMetadata[] };
@@ -124,7 +130,8 @@ export async function stageJobKernels(
   }
   for (let r = 0; r < planned.requests.length; r++) {
     const dir = dirs[staged.length];
-    const a = await assembleJobKernelChunked(planned, r, read, dir, staging.signal);
+    const which = staged.length === 0 ? "main" : "second";
+    const a = await assembleJobKernelChunked(planned, r, read, dir, staging.signal, (step, d, t) => staging.onProgress?.(which, step, d, t));
     staged.push({ dir, index: a.index });
     utility.push(a.metadata);
   }
@@ -138,6 +145,7 @@ export async function assembleJobKernelChunked(
   read: (tile: TileSpec) => Promise<TileOutput>,
   dir: string,
   signal?: AbortSignal,
+  onProgress?: (step: "tiles" | "chunks", done: number, total: number) => void,
 ): Promise<{ index: ChunkedIndex; metadata: KernelMetadata }> {
   const ids = planned.sets.ids;
   const { targets, examples } = planned.requests[r];
@@ -147,7 +155,7 @@ export async function assembleJobKernelChunked(
     nRows: targets.length,
     nCols: examples.length,
   };
-  const a = await assembleKernelChunked(planned.plans[r], axes, read, dir, { signal });
+  const a = await assembleKernelChunked(planned.plans[r], axes, read, dir, { signal, onProgress });
   const metadata: KernelMetadata = {
     format: KERNEL_FORMAT,
     nRows: targets.length,

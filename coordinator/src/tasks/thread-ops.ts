@@ -129,9 +129,15 @@ export const THREAD_OPS = {
     const { planned, spec, storeDir } = ready(state);
     await holdHere(state, "selecting");
     const stagingStarted = performance.now();
-    const built = state.kernels;
-    state.kernels = null;
-    const staged = await stageJobKernels(spec, planned, (t) => readStoredTile(storeDir, t.id), { main: input.shardedDir, second: `${input.shardedDir}-second` }, built);
+    // The search phase's kernels are handed over, not kept: once staged they are garbage.
+    const meter = new PhaseMeter("kernel", state.progress);
+    const staging = {
+      main: input.shardedDir,
+      second: `${input.shardedDir}-second`,
+      onProgress: (kernel: "main" | "second", step: "tiles" | "chunks", done: number, total: number) =>
+        meter.tick(`${kernel === "main" ? "" : "second kernel: "}${step === "tiles" ? "assembling from tiles" : "writing chunks"}`, done, total, step),
+    };
+    const staged = await stageJobKernels(spec, planned, (t) => readStoredTile(storeDir, t.id), staging, takeKernels(state));
     const stagingSeconds = (performance.now() - stagingStarted) / 1000;
     const choice = chooseJobSelection(staged.main.index, spec.selection, input.autoShard);
     const settings = jobSelectionSettings(spec, planned);
@@ -170,6 +176,12 @@ export const THREAD_OPS = {
     return { value: { summary } };
   },
 };
+
+function takeKernels(state: ThreadState): ThreadState["kernels"] {
+  const kernels = state.kernels;
+  state.kernels = null;
+  return kernels;
+}
 
 function ready(state: ThreadState): { planned: PlannedJob; spec: JobSpec; key: Uint8Array; storeDir: string } {
   if (!state.planned || !state.spec || !state.key || !state.storeDir) throw new Error(`job ${state.jobId} is not planned in this thread`);
