@@ -3,11 +3,13 @@ import * as assert from "uvu/assert";
 import { existsSync, readFileSync, readdirSync, truncateSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, InputError } from "../../common/src/errors.js";
-import { ChunkedKernel, ChunkedKernelAssembler, KERNEL_FORMAT, writeKernel, writeKernelFromChunked, type KernelMetadata, type TileOutput } from "../../common/src/mod.js";
+import { ChunkedKernel, ChunkedKernelAssembler, KERNEL_FORMAT, denseSimilarityKernel, sparseSimilarityKernel, writeKernel, writeKernelFromChunked, type KernelMetadata, type TileOutput } from "../../common/src/mod.js";
 import { lazyGreedy, objectiveValue, type CscKernel } from "../../common/src/selection/mod.js";
 import { InProcessTransport, runDistributedSelection, shardLayout } from "../../common/src/selection/distributed/mod.js";
 import { assembleKernel } from "../../coordinator/src/kernel/assemble-kernel.js";
 import { assembleKernelChunked, stageKernelChunked } from "../../coordinator/src/kernel/assemble-chunked.js";
+import { stageSimilarityChunked } from "../../coordinator/src/kernel/stage-similarity.js";
+import { matrixFromFloat32 } from "../../common/src/embeddings/embedding-matrix.js";
 import type { TileSpec } from "../../coordinator/src/plan/tile-spec.js";
 import { objectiveValueOfAllChunked, prepareChunkedSelection } from "../../coordinator/src/select/chunked-selection.js";
 import { prepareSelection, runCentralSelection, valueHistogram, type SelectionSettings } from "../../coordinator/src/select/run-selection.js";
@@ -274,6 +276,34 @@ test("a torn chunk of a staged kernel is reported, naming the file", async () =>
     truncateSync(torn, index.chunks[1].bytes - 8);
     await rejects(() => ChunkedKernel.open(join(dir.path, "k")), (err: unknown) => err instanceof InputError && (err as Error).message.includes(index.chunks[1].file) && /torn or truncated/.test((err as Error).message));
     assert.ok(existsSync(torn));
+  } finally {
+    dir.cleanup();
+  }
+});
+
+test("SE on given embeddings: the search's candidates staged block by block give the in-memory kernel's exact bytes (sparse and dense)", async () => {
+  const dir = tempDir();
+  try {
+    const n = 3000;
+    const dim = 8;
+    const matrix = matrixFromFloat32(Float32Array.from({ length: n * dim }, (_, p) => distance("e", p) - 0.5), dim);
+    const rows = Uint32Array.from({ length: 2500 }, (_, k) => k + 500);
+    const cols = Uint32Array.from({ length: 2000 }, (_, k) => k);
+    // Candidate lists: 12 ascending distinct columns per row (matrix rows in [0, 2000)).
+    const ptr = Uint32Array.from({ length: rows.length + 1 }, (_, r) => 12 * r);
+    const ids = new Uint32Array(12 * rows.length);
+    for (let r = 0; r < rows.length; r++) {
+      const set = new Set<number>();
+      for (let q = 0; set.size < 12; q++) set.add((r * 131 + q * q * 17) % cols.length);
+      ids.set(Uint32Array.from(set).sort(), 12 * r);
+    }
+    const table = { ptr, ids };
+    const sparse = await stageSimilarityChunked(matrix, { rows, cols, table }, join(dir.path, "sparse"), { spillBytes: 8192, blockEntries: 5000 });
+    assert.is(sparse.nnz, ids.length);
+    sameKernel(await (await ChunkedKernel.open(join(dir.path, "sparse"))).readAll(), sparseSimilarityKernel(matrix, rows, cols, table));
+    const few = rows.subarray(0, 300);
+    await stageSimilarityChunked(matrix, { rows: few, cols, table: null }, join(dir.path, "dense"), { blockEntries: 50_000 });
+    sameKernel(await (await ChunkedKernel.open(join(dir.path, "dense"))).readAll(), denseSimilarityKernel(matrix, few, cols));
   } finally {
     dir.cleanup();
   }

@@ -3,6 +3,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { type ChunkedIndex, type CscKernel, KERNEL_FORMAT, type KernelMetadata, nearestNeighbours, parseBudget, type TileOutput, type UtilityKernel, writeKernel, writeKernelFromChunked } from "../../../common/src/mod.js";
 import { assembleKernelChunked, stageKernelChunked } from "../kernel/assemble-chunked.js";
+import { stageSimilarityChunked, type SearchedKernel } from "../kernel/stage-similarity.js";
 import { prepareChunkedSelection, type ChunkedPrepared, type StagedKernel } from "../select/chunked-selection.js";
 import { embedSamples } from "./embeddings.js";
 import type { JobSpec } from "../jobs/job-spec.js";
@@ -11,7 +12,7 @@ import { buildReport } from "../select/build-report.js";
 import { cosineKernel, sparseCosineKernel } from "../select/cosine-kernel.js";
 import { withRandomColumns } from "../plan/candidates.js";
 import { fillCandidateTexts, leanRecordReader } from "../inputs/lean-records.js";
-import { givenSimilarityKernel, type SearchRunOptions } from "../plan/given-embeddings.js";
+import { givenSimilarityKernel, matrixRowsOf, searchGivenCandidates, type SearchRunOptions } from "../plan/given-embeddings.js";
 import { runCentralSelection, type PreparedSelection, type SelectionOutcome, type SelectionSettings } from "../select/run-selection.js";
 import type { SelectionReport } from "../report/types.js";
 import { writeSelection } from "../select/write-selection.js";
@@ -80,6 +81,41 @@ export async function seKernels(spec: JobSpec, planned: PlannedJob, options: Sea
   };
 }
 
+/** The search phase's output for one kernel: the CSC it built, or its candidates (the similarities are computed as they are staged). */
+export type SearchOutput = { main: CscKernel | SearchedKernel; second: CscKernel | SearchedKernel | null };
+
+function isSearched(k: CscKernel | SearchedKernel): k is SearchedKernel {
+  return "table" in k;
+}
+
+/**
+ * The search phase of DELIFT (SE) on given embeddings: each kernel's candidate columns (sparse
+ * mode; dense kernels need no search), as seKernels searches them, without building the kernels:
+ * stageJobKernels computes their similarities straight into the chunked files.
+ */
+export async function searchJobKernels(spec: JobSpec, planned: PlannedJob, options: SearchRunOptions = {}): Promise<SearchOutput & { main: SearchedKernel; second: SearchedKernel | null }> {
+  const { sets } = planned;
+  const stage = spec.selection.stage;
+  const sparse = spec.scoring.candidates;
+  const one = async (rows: Uint32Array, cols: Uint32Array): Promise<SearchedKernel> => {
+    const rowM = matrixRowsOf(sets, rows);
+    const colM = matrixRowsOf(sets, cols);
+    if (!sparse) return { rows: rowM, cols: colM, table: null };
+    const { table, facts } = await searchGivenCandidates(sets.embeddings!, rowM, colM, sparse, options);
+    options.onSearched?.(facts);
+    return { rows: rowM, cols: colM, table };
+  };
+  return {
+    main: await one(sets.v, sets.v),
+    second: stage === "task" ? await one(sets.o, sets.v) : stage === "continual" ? await one(sets.v, sets.o) : null,
+  };
+}
+
+/** Entries a searched kernel will have. */
+export function searchedEntries(k: SearchedKernel): number {
+  return k.table ? k.table.ptr[k.rows.length] : k.rows.length * k.cols.length;
+}
+
 /** A selection made and reported, not yet written. */
 export type SelectedJob = {
   outcome: SelectionOutcome;
@@ -93,8 +129,8 @@ export type KernelStaging = {
   main: string;
   second: string;
   signal?: AbortSignal;
-  /** Assembly progress (kernel: which one, "tiles" read or "chunks" built). */
-  onProgress?: (kernel: "main" | "second", step: "tiles" | "chunks", done: number, total: number) => void;
+  /** Assembly progress (kernel: which one, "tiles" read, "rows" of similarities computed, or "chunks" built). */
+  onProgress?: (kernel: "main" | "second", step: "tiles" | "rows" | "chunks", done: number, total: number) => void;
 };
 
 /** A job's kernels staged in the chunked format, with the utility kernels' metadata (kernel.json's). */
@@ -110,17 +146,23 @@ export async function stageJobKernels(
   planned: PlannedJob,
   read: (tile: TileSpec) => Promise<TileOutput>,
   staging: KernelStaging,
-  /** SE kernels the search phase built already (dropped by the caller once this returns). */
-  built: { main: CscKernel; second: CscKernel | null } | null = null,
+  /** The search phase's output (kernels or candidates), handed over: dropped once staged. */
+  searched: SearchOutput | null = null,
 ): Promise<StagedJobKernels> {
-  const dirs = [staging.main, staging.second];
   if (spec.selection.kernelType === "se") {
-    let kernels: { main: CscKernel; second: CscKernel | null } | null = built ?? (await seKernels(spec, planned));
-    const main = { dir: staging.main, index: await stageKernelChunked(staging.main, kernels.main) };
-    const second = kernels.second ? { dir: staging.second, index: await stageKernelChunked(staging.second, kernels.second) } : null;
-    kernels = null;
+    let out: SearchOutput | null = searched ?? (await seKernels(spec, planned));
+    const stage = async (k: CscKernel | SearchedKernel, dir: string, which: "main" | "second"): Promise<StagedKernel> => ({
+      dir,
+      index: isSearched(k)
+        ? await stageSimilarityChunked(planned.sets.embeddings!, k, dir, { signal: staging.signal, onRows: (d, t) => staging.onProgress?.(which, "rows", d, t), onChunk: (d, t) => staging.onProgress?.(which, "chunks", d, t) })
+        : await stageKernelChunked(dir, k),
+    });
+    const main = await stage(out.main, staging.main, "main");
+    const second = out.second ? await stage(out.second, staging.second, "second") : null;
+    out = null;
     return { main, second, utility: [] };
   }
+  const dirs = [staging.main, staging.second];
   const staged: StagedKernel[] = [];
   const utility: KernelMetadata[] = [];
   if (planned.reusedKernel) {
@@ -219,8 +261,8 @@ export async function selectJob(
   timings: JobTimings,
   tiles: { computed: number; reused: number },
   out: string,
-  /** SE kernels the search phase built already. */
-  built: { main: CscKernel; second: CscKernel | null } | null = null,
+  /** The search phase's output, when it ran. */
+  built: SearchOutput | null = null,
 ): Promise<SelectedJob> {
   return withStagingDir(out, async (dir) => {
     const started = performance.now();

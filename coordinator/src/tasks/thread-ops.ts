@@ -1,11 +1,11 @@
-import { type CscKernel, encodeTileMessage, formatProblem, type PhaseProgress, formatSummary, type ModelBundle, summarizeCorpus, tileMac, type TokenizedPrompts } from "../../../common/src/mod.js";
+import { encodeTileMessage, formatProblem, type PhaseProgress, formatSummary, type ModelBundle, summarizeCorpus, tileMac, type TokenizedPrompts } from "../../../common/src/mod.js";
 import type { TransferListItem } from "node:worker_threads";
 import type { JobSpec } from "../jobs/job-spec.js";
 import { tilePairCount, type TileSpec } from "../plan/tile-spec.js";
 import { tileWork } from "../plan/tile-work.js";
 import { PhaseMeter } from "../plan/phase-meter.js";
 import type { SearchFacts } from "../plan/given-embeddings.js";
-import { jobSelectionSettings, prepareJobSelection, reportJobSelection, seKernels, stageJobKernels, writeKernelJob, writeSelectedJob, type JobTimings, type PreparedJobSelection, type SelectedJob } from "../runtime/finish-job.js";
+import { jobSelectionSettings, prepareJobSelection, reportJobSelection, searchedEntries, searchJobKernels, stageJobKernels, type SearchOutput, writeKernelJob, writeSelectedJob, type JobTimings, type PreparedJobSelection, type SelectedJob } from "../runtime/finish-job.js";
 import { runCentralSelection, shardedOutcome, wantsLazyComparison } from "../select/run-selection.js";
 import { chooseJobSelection, shardedPlanOf, type SelectionPlan } from "../select/sharded-job.js";
 import { objectiveValueOfAllChunked } from "../select/chunked-selection.js";
@@ -25,8 +25,8 @@ export type ThreadState = {
   storeDir: string | null;
   planned: PlannedJob | null;
   selected: SelectedJob | null;
-  /** Kernels the search phase built (SE on given embeddings), for the selection. */
-  kernels: { main: CscKernel; second: CscKernel | null } | null;
+  /** What the search phase found (SE on given embeddings), for the selection to stage. */
+  kernels: SearchOutput | null;
   /** A selection prepared here and running on shard hosts (the `selected` op finishes it). */
   sharded: { prepared: PreparedJobSelection; valueOfAll: number; timings: JobTimings; tiles: { computed: number; reused: number } } | null;
 };
@@ -81,18 +81,17 @@ export const THREAD_OPS = {
     };
   },
 
-  /** The candidate search phase: the SE kernel on given embeddings (its entries are the search's similarities). */
+  /**
+   * The candidate search phase of the SE kernel on given embeddings: each kernel's candidate
+   * lists, kept for `select`, which computes their similarities straight into the chunked kernel.
+   */
   async search(state: ThreadState, _input: Record<string, never>): Result<{ nnz: number; searches: SearchFacts[] }> {
     const { planned, spec } = ready(state);
     const meter = new PhaseMeter("candidates", state.progress);
-    const kernel = new PhaseMeter("kernel", state.progress);
     const searches: SearchFacts[] = [];
-    state.kernels = await seKernels(spec, planned, {
-      onProgress: meter.searchProgress(),
-      onKernelProgress: (done, total) => kernel.tick("similarities", done, total, "rows"),
-      onSearched: (f) => searches.push(f),
-    });
-    return { value: { nnz: state.kernels.main.rowIdx.length + (state.kernels.second?.rowIdx.length ?? 0), searches } };
+    const searched = await searchJobKernels(spec, planned, { onProgress: meter.searchProgress(), onSearched: (f) => searches.push(f) });
+    state.kernels = searched;
+    return { value: { nnz: searchedEntries(searched.main) + (searched.second ? searchedEntries(searched.second) : 0), searches } };
   },
 
   /** Tile messages to publish, with their authentication codes. */
@@ -134,8 +133,8 @@ export const THREAD_OPS = {
     const staging = {
       main: input.shardedDir,
       second: `${input.shardedDir}-second`,
-      onProgress: (kernel: "main" | "second", step: "tiles" | "chunks", done: number, total: number) =>
-        meter.tick(`${kernel === "main" ? "" : "second kernel: "}${step === "tiles" ? "assembling from tiles" : "writing chunks"}`, done, total, step),
+      onProgress: (kernel: "main" | "second", step: "tiles" | "rows" | "chunks", done: number, total: number) =>
+        meter.tick(`${kernel === "main" ? "" : "second kernel: "}${STAGING_STEPS[step]}`, done, total, step),
     };
     const staged = await stageJobKernels(spec, planned, (t) => readStoredTile(storeDir, t.id), staging, takeKernels(state));
     const stagingSeconds = (performance.now() - stagingStarted) / 1000;
@@ -176,6 +175,8 @@ export const THREAD_OPS = {
     return { value: { summary } };
   },
 };
+
+const STAGING_STEPS = { tiles: "assembling from tiles", rows: "similarities", chunks: "writing chunks" } as const;
 
 function takeKernels(state: ThreadState): ThreadState["kernels"] {
   const kernels = state.kernels;
