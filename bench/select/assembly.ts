@@ -16,7 +16,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ChunkedKernel, objectiveValue, type TileOutput } from "../../common/src/mod.js";
+import { ChunkedKernel, objectiveValue, sparseSimilarityKernel, type TileOutput } from "../../common/src/mod.js";
+import { matrixFromFloat32 } from "../../common/src/embeddings/embedding-matrix.js";
+import { stageSimilarityChunked } from "../../coordinator/src/kernel/stage-similarity.js";
 import { assembleKernel } from "../../coordinator/src/kernel/assemble-kernel.js";
 import { assembleKernelChunked } from "../../coordinator/src/kernel/assemble-chunked.js";
 import type { TileSpec } from "../../coordinator/src/plan/tile-spec.js";
@@ -24,7 +26,7 @@ import { objectiveValueOfAllChunked, prepareChunkedSelection } from "../../coord
 import { prepareSelection, runCentralSelection, type SelectionSettings } from "../../coordinator/src/select/run-selection.js";
 import { writeShardedKernel } from "../../coordinator/src/select/sharded-job.js";
 
-type Path = "memory-central" | "chunked-central" | "memory-sharded" | "chunked-sharded";
+type Path = "memory-central" | "chunked-central" | "memory-sharded" | "chunked-sharded" | "se-memory-central" | "se-chunked-central";
 const PATHS: Path[] = ["memory-central", "chunked-central", "memory-sharded", "chunked-sharded"];
 
 export type AssemblyChild = {
@@ -78,7 +80,56 @@ function outputOf(tile: TileSpec, n: number): TileOutput {
 
 const settings = (n: number): SelectionSettings => ({ stage: "instruction", k: Math.floor(0.3 * n), optimizer: "stochastic", epsilon: 0.01, seed: 1, scaling: "min-max", eta: 1, nu: 1, compareWithLazy: "never" });
 
+/**
+ * DELIFT (SE) on given embeddings (64-d float32, seeded), K seeded candidates a row standing in
+ * for the search's lists: today's sparseSimilarityKernel whole in memory, or staged block by block.
+ */
+async function runSeChild(path: Path, n: number, k: number): Promise<AssemblyChild> {
+  const dim = 64;
+  const data = new Float32Array(n * dim);
+  let h = 12345;
+  for (let p = 0; p < data.length; p++) {
+    h = (Math.imul(h, 1103515245) + 12345) >>> 0;
+    data[p] = (h >>> 8) / 2 ** 24 - 0.5;
+  }
+  const matrix = matrixFromFloat32(data, dim);
+  const ptr = Uint32Array.from({ length: n + 1 }, (_, r) => k * r);
+  const ids = new Uint32Array(k * n);
+  for (let r = 0; r < n; r++) {
+    const base = (Math.imul(r + 1, 2654435761) >>> 0) % (n - k);
+    for (let q = 0; q < k; q++) ids[k * r + q] = base + q;
+  }
+  const table = { ptr, ids };
+  const all = Uint32Array.from({ length: n }, (_, i) => i);
+  (globalThis as { gc?: () => void }).gc?.();
+  const rssAfterTilesMiB = process.memoryUsage.rss() / MiB;
+  const s = settings(n);
+  const dir = mkdtempSync(join(tmpdir(), "delift-assembly-bench-"));
+  try {
+    let started = performance.now();
+    if (path === "se-memory-central") {
+      const kernel = sparseSimilarityKernel(matrix, all, all, table);
+      const assemblySeconds = (performance.now() - started) / 1000;
+      const peakAfterAssemblyMiB = peak();
+      started = performance.now();
+      const kernels = { main: kernel, second: null };
+      const o = runCentralSelection(kernels, s, prepareSelection(kernels, s));
+      return { path, n, k, nnz: kernel.rowIdx.length, assemblySeconds, selectionSeconds: (performance.now() - started) / 1000, rssAfterTilesMiB, peakAfterAssemblyMiB, peakMiB: peak(), value: o.result.value, valueOfAll: o.valueOfAll, checksum: checksum(o.result.order) };
+    }
+    const index = await stageSimilarityChunked(matrix, { rows: all, cols: all, table }, join(dir, "main"));
+    const assemblySeconds = (performance.now() - started) / 1000;
+    const peakAfterAssemblyMiB = peak();
+    started = performance.now();
+    const c = await prepareChunkedSelection({ main: { dir: join(dir, "main"), index }, second: null }, s, true);
+    const o = runCentralSelection({ main: c.main!, second: null }, s, c.prepared);
+    return { path, n, k, nnz: index.nnz, assemblySeconds, selectionSeconds: (performance.now() - started) / 1000, rssAfterTilesMiB, peakAfterAssemblyMiB, peakMiB: peak(), value: o.result.value, valueOfAll: o.valueOfAll, checksum: checksum(o.result.order) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function runChild(path: Path, n: number, k: number): Promise<AssemblyChild> {
+  if (path.startsWith("se-")) return runSeChild(path, n, k);
   const tiles = tilesOf(n, k);
   const rowOf = new Map<number, number>();
   for (let i = 0; i < n; i++) rowOf.set(i, i);
@@ -145,13 +196,15 @@ export async function runAssemblyBench(argv: string[]): Promise<void> {
     process.stdout.write(JSON.stringify(await runChild(path as Path, n, Number(k))) + "\n");
     return;
   }
-  const ks = get("--neighbors", "16,64").split(",").map(Number);
+  const se = argv.includes("--se");
+  const paths: Path[] = se ? ["se-memory-central", "se-chunked-central"] : PATHS;
+  const ks = get("--neighbors", se ? "16" : "16,64").split(",").map(Number);
   if (!ks.every((k) => Number.isInteger(k) && k >= 16 && k % 16 === 0)) throw new Error("--neighbors takes multiples of 16, e.g. 16,64");
   console.log(`assembly + selection bench: n = ${n}, K = ${ks.join(", ")}, budget 30%, stochastic greedy; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   const script = fileURLToPath(new URL("./main.js", import.meta.url));
   const results: AssemblyChild[] = [];
   for (const k of ks) {
-    for (const path of PATHS) {
+    for (const path of paths) {
       const r = spawnSync(process.execPath, ["--max-old-space-size=8192", "--expose-gc", script, "--assembly", "--n", String(n), "--assembly-child", `${path}:${k}`], { encoding: "utf8", maxBuffer: 1 << 20 });
       if (r.status !== 0) throw new Error(`child ${path} K=${k} failed: ${r.stderr}`);
       const c = JSON.parse(r.stdout.trim().split("\n").pop()!) as AssemblyChild;
@@ -165,6 +218,11 @@ export async function runAssemblyBench(argv: string[]): Promise<void> {
       );
     }
     const of = (p: Path) => results.find((r) => r.k === k && r.path === p)!;
+    if (se) {
+      const [m, c] = [of("se-memory-central"), of("se-chunked-central")];
+      console.log(`SE K=${k}: picks and f(A) ${m.checksum === c.checksum && m.value === c.value ? "identical" : "DIFFER"}; kernel build peak over the plan ${(c.peakAfterAssemblyMiB - c.rssAfterTilesMiB).toFixed(0)} vs ${(m.peakAfterAssemblyMiB - m.rssAfterTilesMiB).toFixed(0)} MiB; whole peak ${c.peakMiB.toFixed(0)} vs ${m.peakMiB.toFixed(0)} MiB`);
+      continue;
+    }
     const same = of("memory-central").checksum === of("chunked-central").checksum && of("memory-central").value === of("chunked-central").value;
     console.log(
       `K=${k}: picks and f(A) ${same ? "identical" : "DIFFER"}; assembly peak chunked / memory = ${(of("chunked-central").peakAfterAssemblyMiB / of("memory-central").peakAfterAssemblyMiB).toFixed(2)}, ` +
