@@ -89,10 +89,7 @@ export class ChunkedKernelAssembler {
     if (!Number.isFinite(value)) this.failOnValue(row, col, value);
     const b = Math.floor(col / this.width);
     let buf = this.buffers[b];
-    if (buf === undefined) {
-      buf = this.buffers[b] = new Uint32Array(ENTRY_WORDS * this.capacity);
-      this.floatView[b] = new Float32Array(buf.buffer);
-    }
+    if (buf === undefined || ENTRY_WORDS * this.fill[b] === buf.length) buf = this.grow(b);
     const at = ENTRY_WORDS * this.fill[b];
     buf[at] = row;
     buf[at + 1] = col - b * this.width;
@@ -139,6 +136,17 @@ export class ChunkedKernelAssembler {
   async abort(): Promise<void> {
     this.closed = true;
     this.removeSpill();
+  }
+
+  /** A bucket's buffer starts small and doubles up to its share of spillBytes (small kernels stay small). */
+  private grow(b: number): Uint32Array {
+    const old = this.buffers[b];
+    const entries = Math.min(this.capacity, old === undefined ? 256 : (2 * old.length) / ENTRY_WORDS);
+    const buf = new Uint32Array(ENTRY_WORDS * entries);
+    if (old !== undefined) buf.set(old.subarray(0, ENTRY_WORDS * this.fill[b]));
+    this.buffers[b] = buf;
+    this.floatView[b] = new Float32Array(buf.buffer);
+    return buf;
   }
 
   private removeSpill(): void {

@@ -12,8 +12,8 @@ import type { CandidateTable } from "../plan/compact-plan.js";
 /** What the search phase hands the selection for one kernel: rows and columns as matrix rows, and the candidates (null: dense). */
 export type SearchedKernel = { rows: Uint32Array; cols: Uint32Array; table: CandidateTable | null };
 
-/** Entries built per block of rows (bounds the block's CSC at about 32 MB). */
-const BLOCK_ENTRIES = 4_000_000;
+/** Entries built per block of rows (bounds the block's CSC at about 8 MB). */
+const BLOCK_ENTRIES = 1_000_000;
 
 export async function stageSimilarityChunked(
   matrix: EmbeddingMatrix,
