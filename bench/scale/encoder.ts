@@ -124,6 +124,7 @@ export async function encoderBench(data: string, samples: number): Promise<Recor
   const rawBefore = await rawInProcesses(data, 2, 1);
   const cluster = await TestCluster.start({ workers: 0 });
   let stage = 0;
+  const busy = new Map<string, number>();
   const peaks = new Map<string, { rss: number; hwm: number }>();
   try {
     await Promise.all([cluster.startWorker("w1"), cluster.startWorker("w2")]);
@@ -151,6 +152,11 @@ export async function encoderBench(data: string, samples: number): Promise<Recor
     const story = parseStory(readFileSync(join(cluster.dataDir, "jobs", job, "story.jsonl"), "utf8"), "story");
     const at = (to: string) => story.find((e) => e.kind === "job" && (e as { to: string }).to === to)!.t;
     stage = (at("searching") - at("embedding")) / 1000;
+    // Where the stage's time went: each worker's own compute seconds (as it reported them with its results).
+    for (const e of story) {
+      if (e.kind !== "stimulus" || e.event.type !== "store-done" || e.event.outcome !== "stored") continue;
+      busy.set(e.event.worker, (busy.get(e.event.worker) ?? 0) + e.event.seconds);
+    }
   } finally {
     await cluster.stop();
   }
@@ -163,6 +169,7 @@ export async function encoderBench(data: string, samples: number): Promise<Recor
   row("raw onnxruntime, same runs, 1 proc x 2 threads", `${fmt(raw2, 1)} s, ${fmt(realTokens / raw2, 0)} tokens/s`);
   const best = Math.min(raw2x1, raw2);
   row("ratio cluster / faster raw (target >= 0.8)", fmt(rate / (realTokens / best), 3));
+  for (const [w, sec] of busy) row(`worker ${w} computing`, `${fmt(sec, 1)} s of the stage's ${fmt(stage, 1)} s (${fmt((100 * sec) / stage, 0)}%)`);
   for (const [name, p] of peaks) row(`peak RSS ${name}`, `${fmt(p.rss / MiB, 0)} MiB during the stage (VmHWM ${fmt(p.hwm / MiB, 0)} MiB)`);
   const load1 = loadavg();
   row("load average at start / end", `${load0.map((l) => l.toFixed(2)).join(" ")} / ${load1.map((l) => l.toFixed(2)).join(" ")}`);
@@ -179,6 +186,7 @@ export async function encoderBench(data: string, samples: number): Promise<Recor
     raw1x2Seconds: raw2,
     ratioToFasterRaw: rate / (realTokens / best),
     peaks: Object.fromEntries(peaks),
+    workerComputeSeconds: Object.fromEntries(busy),
     load: [load0, load1],
   };
 }
