@@ -110,14 +110,22 @@ Cli("DELIFT (SE): the sentence-embedding kernel needs no pair scoring", async ()
   const report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
   assert.is(report.settings.kernel, "se");
   assert.ok(report.kernel.rawMin >= 0 && report.kernel.rawMax <= 1);
-  assert.equal(tileCounts(r.log), { prompts: 0, computed: 0, reused: 0 }, "SE scores no pairs");
-  assert.equal(storedTileFiles(join(dir.path, "empty-store")), [], "no tile in the store");
+  // No pair is scored: the samples are embedded as embed tiles (by the in-process worker), stored for reuse.
+  const embedded = (log: string) => {
+    const m = /^SE kernel \(sentence-embedding cosine\): (\d+) samples embedded in [\d.]+ s \((\d+) tiles computed, (\d+) reused from the tile store\)$/m.exec(log);
+    assert.ok(m, `no embedding count line in the output:\n${log}`);
+    return { samples: Number(m[1]), computed: Number(m[2]), reused: Number(m[3]) };
+  };
+  const first = embedded(r.log);
+  assert.is(first.samples, 10);
+  assert.ok(first.computed >= 1 && first.reused === 0, JSON.stringify(first));
+  assert.is(storedTileFiles(join(dir.path, "empty-store")).length, first.computed, "the embed tiles are in the store");
   const sparse = join(dir.path, "se-sparse");
   const s = await run(["select", "--data", DATA, "--model", TINY_MODEL, "--kernel-type", "se", "--neighbors", "3", "--budget", "4", "--out", sparse, "--quiet", "--store", join(dir.path, "empty-store")]);
   assert.is(s.code, 0, s.log);
   assert.is(JSON.parse(readFileSync(join(sparse, "report.json"), "utf8")).kernel.nnz, 30, "each sample against its 3 nearest");
-  assert.equal(tileCounts(s.log), { prompts: 0, computed: 0, reused: 0 });
-  assert.equal(storedTileFiles(join(dir.path, "empty-store")), []);
+  assert.equal(embedded(s.log), { samples: 10, computed: 0, reused: first.computed }, "the same samples and encoder: every embed tile reused");
+  assert.is(storedTileFiles(join(dir.path, "empty-store")).length, first.computed);
 });
 
 Cli("bad input: clear errors, exit code 2, nothing written", async () => {
