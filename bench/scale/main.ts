@@ -5,7 +5,8 @@
  *   read + tokenize (streamed, parallel, compact) vs loadDataset + prepareCorpus;
  *   given embeddings (.npy) load; candidate search: exact, cell probes, HNSW, recall@K against
  *   exact (K = 16 and 64); tile-plan memory at 10^6 x K = 16, compact vs TileSpec objects;
- *   tile-message bytes per pair in sparse mode today (the baseline for item 4's <= 64).
+ *   tile-message bytes per pair, sparse and dense: index-carrying messages plus the corpus
+ *   objects fetched once, against the self-contained format of before (item 4's <= 64).
  *
  *   node dist/bench/scale/main.js [--samples 100000 | --million] [--dim 384] [--dir DIR]
  *        [--only read,embeddings,search,plan,bytes] [--no-baseline] [--no-hnsw] [--no-exact]
@@ -173,7 +174,15 @@ async function main(): Promise<void> {
 
   if (only.has("bytes") && existsSync(join(dir, "corpus.bin")) && existsSync(join(dir, "cells-16.u32"))) {
     const b = phase("bytes", { k: 16 });
-    row("sparse tile messages today, K = 16", `${fmt(Number(b.bytesPerPair), 0)} bytes per pair (pair tiles alone ${fmt(Number(b.pairBytesPerPair), 0)}; ${fmt(Number(b.pairsPerTile), 0)} pairs a tile; target <= 64)`);
+    type Side = { pairs: number; pairsPerTile: number; indexedBytesPerPair: number; selfContainedBytesPerPair: number; corpusBytes?: number; samples?: number };
+    const sparse = b.sparse as Side;
+    const dense = b.dense as Side;
+    const corpus = b.corpus as { bytes: number; chunks: number; tokenBytes: number; seconds: number };
+    console.log("tile-message bytes per pair (index-carrying messages vs the self-contained format of before, same tiles):");
+    row("sparse K = 16: tile messages", `${fmt(sparse.indexedBytesPerPair, 2)} bytes per pair (self-contained before: ${fmt(sparse.selfContainedBytesPerPair, 0)}; ${fmt(sparse.pairsPerTile, 0)} pairs a tile; target <= 64)`);
+    row("  + corpus objects once per worker, amortised", `${fmt(sparse.indexedBytesPerPair + corpus.bytes / sparse.pairs, 2)} bytes per pair with 1 worker, ${fmt(sparse.indexedBytesPerPair + (8 * corpus.bytes) / sparse.pairs, 2)} with 8 (corpus ${mib(corpus.bytes)} in ${corpus.chunks} chunks, ${corpus.tokenBytes} B a token, written in ${fmt(corpus.seconds, 1)} s)`);
+    row("  ratio before / now (messages)", fmt(sparse.selfContainedBytesPerPair / sparse.indexedBytesPerPair, 1));
+    row(`dense, first ${dense.samples} samples: tile messages`, `${fmt(dense.indexedBytesPerPair, 3)} bytes per pair (self-contained before: ${fmt(dense.selfContainedBytesPerPair, 1)}); + corpus once ${fmt(dense.indexedBytesPerPair + dense.corpusBytes! / dense.pairs, 3)}; target <= 130`);
     summary.bytes = b;
   }
   console.log(JSON.stringify(summary));

@@ -21,6 +21,7 @@ import {
   type TileMessage,
   type TileOutput,
   type TileSource,
+  type TileWork,
   tileValueCount,
   type WorkerTileEvents,
   verifyTileMac,
@@ -28,6 +29,7 @@ import {
   workKey,
   type WorkSpec,
 } from "../../../common/src/mod.js";
+import type { CorpusCache } from "../corpus/corpus-cache.js";
 import { TileEngine } from "../engine/tile-engine.js";
 import type { ModelCache } from "./model-cache.js";
 import type { FailureKindReport, ResultSender, UploadOutcome } from "./result-sender.js";
@@ -39,6 +41,8 @@ export type WorkerOptions = {
   /** Heartbeats (null: none, as in the embedded default). */
   workersKv: KeyValueBucket | null;
   models: ModelCache;
+  /** The corpora tiles index (fetched from the object store, checked, cached). */
+  corpora: CorpusCache;
   sender: ResultSender;
   concurrency: number;
   device: "cpu" | "cuda";
@@ -189,6 +193,7 @@ export class WorkerLoop {
         this.specs.delete(id);
         this.keys.delete(id);
         this.warmed.delete(id);
+        this.o.corpora.forget(id);
       }
       for (const id of ids) if (!this.warmed.has(id)) this.warm(id);
     } catch (err) {
@@ -229,7 +234,8 @@ export class WorkerLoop {
     try {
       const m = await this.o.models.acquire(spec.modelHash, spec.modelFiles);
       lease = m;
-      checkTokenIds(msg, m.vocabSize ?? spec.vocabSize);
+      const work = await this.o.corpora.resolve(jobId, msg.corpus, msg.work, running.abort.signal);
+      checkTokenIds(work, m.vocabSize ?? spec.vocabSize);
       const { wanted } = await this.o.sender.started(jobId, msg.tileId, d.deliveryCount).catch((err: unknown) => {
         if (isUnknownJobError(err)) return { wanted: false };
         if (isUnauthenticatedError(err)) throw err;
@@ -246,7 +252,7 @@ export class WorkerLoop {
         engine = new TileEngine(m.model, spec.prompts, spec.batch);
         this.engines.set(jobId, engine);
       }
-      const output = await engine.compute(msg.work, { signal: running.abort.signal });
+      const output = await engine.compute(work, { signal: running.abort.signal });
       const seconds = (performance.now() - started) / 1000;
       const outcome = await this.uploadWithRetry(spec, msg, d, output, seconds, running.abort.signal);
       await d.ack().catch((err) => tileLog.warn({ ...errorFields(err) }, `job ${jobId}: ack of tile ${msg.tileId.slice(0, 12)} failed (${(err as Error).message}); a redelivery will be a duplicate`));
@@ -421,9 +427,9 @@ export class WorkerLoop {
   }
 }
 
-function checkTokenIds(msg: TileMessage, vocabSize: number | null): void {
+function checkTokenIds(work: TileWork, vocabSize: number | null): void {
   if (vocabSize === null) return;
-  const ids = msg.work.samples.ids;
+  const ids = work.samples.ids;
   for (let k = 0; k < ids.length; k++) {
     if (ids[k] >= vocabSize) throw new ModelError(`token id ${ids[k]} is outside the model's vocabulary (${vocabSize}): the job's tokenizer does not match its model`);
   }
