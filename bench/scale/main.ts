@@ -10,6 +10,8 @@
  *
  *   node dist/bench/scale/main.js [--samples 100000 | --million] [--dim 384] [--dir DIR]
  *        [--only read,embeddings,search,plan,bytes] [--no-baseline] [--no-hnsw] [--no-exact]
+ *   node dist/bench/scale/main.js --lm-sparse N [--neighbors 16]   (run c: the LM utility, sparse,
+ *        through a cluster on loopback; see lm-sparse.ts)
  *
  * The corpus and embeddings come from bench/scale/build-corpus.ts (deterministic; kept in DIR,
  * default /tmp/delift-scale-N-DIM, and reused when present). At 10^6 the exact search (hours
@@ -25,6 +27,7 @@ import { recallAtK, type SearchLists } from "../../common/src/mod.js";
 import { fmt, row } from "../common/stats.js";
 import { ROOT } from "../common/paths.js";
 import { buildScaleCorpus } from "./build-corpus.js";
+import { runLmSparse } from "./lm-sparse.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -38,6 +41,8 @@ const { values: flags } = parseArgs({
     hnsw: { type: "boolean", default: false },
     "no-exact": { type: "boolean", default: false },
     "plan-samples": { type: "string", default: "1000000" },
+    "lm-sparse": { type: "string" },
+    neighbors: { type: "string", default: "16" },
   },
 });
 const samples = Number(flags.samples ?? (flags.million ? 1_000_000 : 100_000));
@@ -75,6 +80,14 @@ function pickRows(all: SearchLists, queries: Uint32Array): SearchLists {
 }
 
 async function main(): Promise<void> {
+  if (flags["lm-sparse"] !== undefined) {
+    // Run (c): the LM utility in sparse mode through the cluster, on a corpus of its own size.
+    const n = Number(flags["lm-sparse"]);
+    const k = Number(flags.neighbors);
+    const r = await runLmSparse({ samples: n, k, dir: flags.dir ?? `/tmp/delift-scale-lm-${n}` });
+    console.log(JSON.stringify({ bench: "scale", run: "lm-sparse", ...r }));
+    return;
+  }
   const summary: Record<string, unknown> = { bench: "scale", samples, dim, loadAtStart: loadavg()[0] };
   console.log(`scale bench: ${samples.toLocaleString("en-US")} samples, ${dim}-d embeddings, corpus in ${dir}; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   if (!existsSync(join(dir, "data.jsonl")) || !existsSync(join(dir, "embeddings.npy"))) {

@@ -9,7 +9,7 @@ export type { GraphFacts } from "./model/prepare-graph.js";
 
 // tile engine
 export { TileEngine } from "./engine/tile-engine.js";
-export type { TileHooks } from "./engine/tile-engine.js";
+export type { TileFed, TileHooks } from "./engine/tile-engine.js";
 export { responseDistance } from "./engine/distance.js";
 
 // runtime

@@ -30,7 +30,7 @@ import {
   type WorkSpec,
 } from "../../../common/src/mod.js";
 import type { CorpusCache } from "../corpus/corpus-cache.js";
-import { TileEngine } from "../engine/tile-engine.js";
+import { type TileFed, TileEngine } from "../engine/tile-engine.js";
 import type { ModelCache } from "./model-cache.js";
 import type { FailureKindReport, ResultSender, UploadOutcome } from "./result-sender.js";
 
@@ -252,7 +252,8 @@ export class WorkerLoop {
         engine = new TileEngine(m.model, spec.prompts, spec.batch);
         this.engines.set(jobId, engine);
       }
-      const output = await engine.compute(work, { signal: running.abort.signal });
+      let fed: TileFed | null = null;
+      const output = await engine.compute(work, { signal: running.abort.signal, onFed: (f) => (fed = f) });
       const seconds = (performance.now() - started) / 1000;
       const outcome = await this.uploadWithRetry(spec, msg, d, output, seconds, running.abort.signal);
       await d.ack().catch((err) => tileLog.warn({ ...errorFields(err) }, `job ${jobId}: ack of tile ${msg.tileId.slice(0, 12)} failed (${(err as Error).message}); a redelivery will be a duplicate`));
@@ -261,7 +262,7 @@ export class WorkerLoop {
       if (outcome === "stored" || outcome === "duplicate") {
         this.stats.tilesDone++;
         this.stats.pairsDone += tileValueCount(msg.work);
-        tileLog.debug({ seconds, outcome }, `job ${jobId}: tile ${msg.tileId.slice(0, 12)} stored in ${seconds.toFixed(2)} s${outcome === "duplicate" ? " (a duplicate)" : ""}`);
+        tileLog.debug({ seconds, outcome, pairs: tileValueCount(msg.work), ...(fed ? { fed } : {}) }, `job ${jobId}: tile ${msg.tileId.slice(0, 12)} stored in ${seconds.toFixed(2)} s${outcome === "duplicate" ? " (a duplicate)" : ""}`);
       } else {
         tileLog.info({ outcome }, `job ${jobId}: tile ${msg.tileId.slice(0, 12)} not kept (${outcome})`);
       }
