@@ -190,12 +190,15 @@ async function main(): Promise<void> {
     type Side = { pairs: number; pairsPerTile: number; indexedBytesPerPair: number; selfContainedBytesPerPair: number; corpusBytes?: number; samples?: number };
     const sparse = b.sparse as Side;
     const dense = b.dense as Side;
-    const corpus = b.corpus as { bytes: number; chunks: number; tokenBytes: number; seconds: number };
+    const corpus = b.corpus as { bytes: number; rawBytes: number; chunks: number; tokenBytes: number; seconds: number };
     console.log("tile-message bytes per pair (index-carrying messages vs the self-contained format of before, same tiles):");
     row("sparse K = 16: tile messages", `${fmt(sparse.indexedBytesPerPair, 2)} bytes per pair (self-contained before: ${fmt(sparse.selfContainedBytesPerPair, 0)}; ${fmt(sparse.pairsPerTile, 0)} pairs a tile; target <= 64)`);
-    row("  + corpus objects once per worker, amortised", `${fmt(sparse.indexedBytesPerPair + corpus.bytes / sparse.pairs, 2)} bytes per pair with 1 worker, ${fmt(sparse.indexedBytesPerPair + (8 * corpus.bytes) / sparse.pairs, 2)} with 8 (corpus ${mib(corpus.bytes)} in ${corpus.chunks} chunks, ${corpus.tokenBytes} B a token, written in ${fmt(corpus.seconds, 1)} s)`);
+    row("  + corpus objects once per worker, amortised", `${fmt(sparse.indexedBytesPerPair + corpus.bytes / sparse.pairs, 2)} bytes per pair with 1 worker, ${fmt(sparse.indexedBytesPerPair + (8 * corpus.bytes) / sparse.pairs, 2)} with 8 (corpus ${mib(corpus.bytes)} in ${corpus.chunks} Brotli chunks, ${mib(corpus.rawBytes)} expanded, ${corpus.tokenBytes} B a token, written in ${fmt(corpus.seconds, 1)} s)`);
     row("  ratio before / now (messages)", fmt(sparse.selfContainedBytesPerPair / sparse.indexedBytesPerPair, 1));
     row(`dense, first ${dense.samples} samples: tile messages`, `${fmt(dense.indexedBytesPerPair, 3)} bytes per pair (self-contained before: ${fmt(dense.selfContainedBytesPerPair, 1)}); + corpus once ${fmt(dense.indexedBytesPerPair + dense.corpusBytes! / dense.pairs, 3)}; target <= 130`);
+    for (const w of b.worker as { maxBytes: number; tiles: number; pairs: number; secondsPerTile: number; fetches: number; fetchedBytes: number; peakBytes: number; evictions: number; fetchedBytesPerPair: number }[]) {
+      row(`worker corpus cache, bound ${mib(w.maxBytes)}: ${w.tiles} random sparse tiles`, `peak held ${mib(w.peakBytes)}, ${w.fetches} fetches (${mib(w.fetchedBytes)}, ${fmt(w.fetchedBytesPerPair, 0)} bytes per pair), ${w.evictions} evictions, ${fmt(1000 * w.secondsPerTile, 1)} ms to resolve a tile`);
+    }
     summary.bytes = b;
   }
   console.log(JSON.stringify(summary));

@@ -14,6 +14,7 @@ import {
   exactSearch,
   hnswSearch,
   loadDataset,
+  LocalBlobStore,
   loadTokenizer,
   matrixBytes,
   prepareCorpus,
@@ -31,7 +32,8 @@ import {
 } from "../../common/src/mod.js";
 import { Xoshiro128 } from "../../common/src/selection/prng.js";
 import { compactDensePlan, compactSparsePlan, type CandidateTable, type CompactPlan } from "../../coordinator/src/plan/compact-plan.js";
-import { writeCorpusObjects } from "../../coordinator/src/store/corpus-objects.js";
+import { publishCorpusObjects, writeCorpusObjects } from "../../coordinator/src/store/corpus-objects.js";
+import { CorpusCache } from "../../worker/src/mod.js";
 import { encodeSelfContainedTile } from "./self-contained-tiles.js";
 import { planSparseKernel } from "../../coordinator/src/plan/plan-tiles.js";
 import { indexedTileWork, tileWork } from "../../coordinator/src/plan/tile-work.js";
@@ -207,7 +209,26 @@ const phases: Record<string, (a: Args) => Promise<Record<string, unknown>>> = {
     const head = all.subarray(0, denseN);
     const dense = measurePlan(compactDensePlan({ ...request, targets: head, examples: head }), asTokens, objects.ref, 150, 40);
     const headObjects = await writeCorpusObjects({ count: denseN, ids: asTokens.ids.subarray(0, asTokens.offsets[2 * denseN]), offsets: asTokens.offsets.subarray(0, 2 * denseN + 1) }, join(a.dir, "corpora-head"));
-    return { sparse, dense: { ...dense, samples: denseN, corpusBytes: headObjects.bytes }, corpus: { bytes: objects.bytes, chunks: objects.chunks, tokenBytes: objects.tokenBytes, seconds: corpusSeconds }, peakRss: peakRss() };
+    // The worker's side: sampled sparse tiles resolved through the corpus cache, at the default bound and at a small one.
+    const blobs = new LocalBlobStore();
+    await publishCorpusObjects(objects.files, blobs);
+    const worker: Record<string, unknown>[] = [];
+    for (const maxBytes of [768 * 2 ** 20, 32 * 2 ** 20]) {
+      const cache = new CorpusCache(blobs, join(a.dir, "corpus-fetch"), { maxBytes });
+      const plan = compactSparsePlan({ ...request, targets: all, examples: all, candidates: table });
+      const rng = new Xoshiro128(6);
+      let pairs = 0;
+      const t1 = performance.now();
+      // Fewer at the small bound: every tile there fetches most of its chunks again.
+      const tiles = maxBytes > objects.rawBytes ? 300 : 60;
+      for (let s = 0; s < tiles; s++) {
+        const tile = plan.tile(rng.nextBelow(plan.count));
+        pairs += tilePairCount(tile);
+        await cache.resolve("bench", objects.ref, indexedTileWork(tile));
+      }
+      worker.push({ maxBytes, tiles, pairs, secondsPerTile: seconds(t1) / tiles, ...cache.stats, fetchedBytesPerPair: cache.stats.fetchedBytes / pairs });
+    }
+    return { sparse, dense: { ...dense, samples: denseN, corpusBytes: headObjects.bytes }, corpus: { bytes: objects.bytes, rawBytes: objects.rawBytes, chunks: objects.chunks, tokenBytes: objects.tokenBytes, seconds: corpusSeconds }, worker, peakRss: peakRss() };
   },
 };
 

@@ -7,15 +7,18 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { brotliCompressSync } from "node:zlib";
 import { join } from "node:path";
 import {
   type BlobStore,
   CorpusIntegrityError,
+  decodeCorpusChunk,
   decodeTileMessage,
   encodeTileMessage,
   LocalBlobStore,
   packPieces,
   selectSamples,
+  sha256Hex,
   type TileWork,
   type TokenizedCorpus,
   WorkerHealthError,
@@ -119,7 +122,9 @@ test("the corpus cache stays within its byte bound however spread a tile's sampl
   try {
     const c = corpus(80);
     const { blobs, objects } = await published(c, t.path, 30);
-    const largest = Math.max(...objects.files.slice(0, -1).map((f) => f.bytes));
+    // The cache counts chunks expanded (the manifest's rawBytes).
+    const manifest = JSON.parse(readFileSync(objects.files[objects.files.length - 1].path, "utf8")) as { chunks: { rawBytes: number }[] };
+    const largest = Math.max(...manifest.chunks.map((c) => c.rawBytes));
     const cache = new CorpusCache(blobs, join(t.path, "fetch"), { maxBytes: 3 * largest });
     for (const tile of plans(c)) assert.equal(plain(await cache.resolve("j", objects.ref, indexedTileWork(tile))), plain(selfContained(tile, c)));
     assert.ok(cache.stats.peakBytes <= 4 * largest, `peak ${cache.stats.peakBytes} B, bound ${3 * largest} B + one chunk`);
@@ -154,6 +159,19 @@ test("forged, damaged or missing corpus objects fail the tile cleanly; a good co
     const badChunk = await failure(forgedAt(chunk, flip));
     assert.instance(badChunk, CorpusIntegrityError);
     assert.match(badChunk!.message, /corpus chunk .* hashes to/);
+    // A chunk that hashes right but expands past its manifest entry (a bomb): refused by the expansion limit.
+    const entry = { start: 0, count: 1, sha256: "", bytes: 0, rawBytes: 64 };
+    const bomb = new Uint8Array(brotliCompressSync(new Uint8Array(1 << 20)));
+    const big = (() => {
+      try {
+        decodeCorpusChunk(bomb, { ...entry, sha256: sha256Hex(bomb), bytes: bomb.length }, 2);
+        return null;
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    assert.instance(big, CorpusIntegrityError);
+    assert.match(big!.message, /does not expand to 64 bytes/);
     const badManifest = await failure(forgedAt(manifest, flip));
     assert.instance(badManifest, CorpusIntegrityError);
     assert.match(badManifest!.message, /corpus manifest .* hashes to/);
@@ -192,8 +210,8 @@ test("a worker fed a forged corpus chunk fails the job's tiles as tile failures 
     async getToFile(name, path) {
       await real.getToFile(name, path);
       const b = readFileSync(path);
-      // Chunks (not the manifest, which is JSON): one token changed.
-      if (b.subarray(0, 8).toString() === "DLCORPC1") {
+      // Chunks (not the manifest, which is JSON): one byte changed.
+      if (b[0] !== "{".charCodeAt(0)) {
         b[b.length - 1] ^= 1;
         writeFileSync(path, b);
       }

@@ -19,7 +19,7 @@ import {
 export type CorpusObjectFile = { name: string; path: string; bytes: number };
 
 /** The job's corpus as objects: what tile messages name, and the files behind it. */
-export type CorpusObjects = { ref: CorpusRef; files: CorpusObjectFile[]; chunks: number; bytes: number; tokenBytes: 2 | 4 };
+export type CorpusObjects = { ref: CorpusRef; files: CorpusObjectFile[]; chunks: number; bytes: number; rawBytes: number; tokenBytes: 2 | 4 };
 
 /**
  * Writes the tokenized corpus as content-keyed chunk files and a manifest into `dir` (issue 8
@@ -33,17 +33,19 @@ export async function writeCorpusObjects(corpus: TokenizedCorpus, dir: string, c
   const chunks: CorpusChunkEntry[] = [];
   const files: CorpusObjectFile[] = [];
   let bytes = 0;
+  let rawTotal = 0;
   for (const [start, end] of chunkRanges(corpus, width, chunkBytes)) {
-    const data = encodeCorpusChunk(corpus, start, end, width);
-    const sha256 = sha256Hex(data);
-    chunks.push({ start, count: end - start, sha256, bytes: data.byteLength });
-    files.push(await keep(dir, sha256, data));
-    bytes += data.byteLength;
+    const { stored, rawBytes } = encodeCorpusChunk(corpus, start, end, width);
+    const sha256 = sha256Hex(stored);
+    chunks.push({ start, count: end - start, sha256, bytes: stored.byteLength, rawBytes });
+    files.push(await keep(dir, sha256, stored));
+    bytes += stored.byteLength;
+    rawTotal += rawBytes;
   }
   const manifest = encodeCorpusManifest({ format: CORPUS_MANIFEST_FORMAT, count: corpus.count, tokenBytes: width, tokens: corpus.ids.length, chunks });
   const digest = sha256Hex(manifest);
   files.push(await keep(dir, digest, manifest));
-  return { ref: { digest, count: corpus.count }, files, chunks: chunks.length, bytes: bytes + manifest.byteLength, tokenBytes: width };
+  return { ref: { digest, count: corpus.count }, files, chunks: chunks.length, bytes: bytes + manifest.byteLength, rawBytes: rawTotal, tokenBytes: width };
 }
 
 /** Puts the corpus objects the object store does not hold yet; returns the bytes sent. */

@@ -21,7 +21,7 @@ import {
 } from "../../../common/src/mod.js";
 
 export type CorpusCacheLimits = {
-  /** Most bytes of corpus chunks kept in memory (default 768 MiB); a tile's own chunk may go over by one. */
+  /** Most bytes of corpus chunks kept in memory, expanded (default 768 MiB); a tile's own chunk may go over by one. */
   maxBytes?: number;
 };
 
@@ -137,7 +137,7 @@ export class CorpusCache {
       this.chunks.delete(entry.sha256);
       this.chunks.set(entry.sha256, slot);
     } else {
-      const fresh: ChunkSlot = { sha: entry.sha256, loading: null as unknown as Promise<CorpusChunk>, bytes: entry.bytes, pins: 0, loaded: false };
+      const fresh: ChunkSlot = { sha: entry.sha256, loading: null as unknown as Promise<CorpusChunk>, bytes: entry.rawBytes, pins: 0, loaded: false };
       fresh.loading = this.fetch(entry.sha256).then((bytes) => {
         const chunk = decodeCorpusChunk(bytes, entry, width);
         fresh.loaded = true;
@@ -167,7 +167,7 @@ export class CorpusCache {
     }
   }
 
-  /** An object's bytes, in a buffer of its own (4-byte aligned for the views on it). */
+  /** An object's bytes as stored. */
   private async fetch(sha: string): Promise<Uint8Array> {
     const name = corpusObjectName(sha);
     const local = this.blobs.localPath?.(name);
@@ -190,6 +190,6 @@ export class CorpusCache {
     }
     this.stats.fetches++;
     this.stats.fetchedBytes += bytes.byteLength;
-    return bytes.byteOffset % 4 === 0 ? bytes : new Uint8Array(bytes);
+    return bytes;
   }
 }
