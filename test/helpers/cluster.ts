@@ -6,6 +6,7 @@ import { connectCoordinator, type CoordinatorClient } from "../../common/src/rpc
 import type { JobStatusMessage, ResultFileChunk } from "../../common/src/rpc/types.js";
 import { freePort, NatsServer } from "./nats-server.js";
 import { ROOT, tempDir } from "./paths.js";
+import { registerDiagnostics } from "./harness/diagnostics.js";
 
 const BIN = join(ROOT, "bin", "delift.js");
 
@@ -69,8 +70,11 @@ export class TestCluster {
   coordinator: CliProcess | null = null;
   readonly workers = new Map<string, CliProcess>();
   private readonly dir = tempDir("delift-cluster-");
+  private readonly unregister: () => void;
 
-  private constructor(readonly nats: NatsServer, readonly grpcPort: number, readonly token: string, private readonly o: ClusterOptions) {}
+  private constructor(readonly nats: NatsServer, readonly grpcPort: number, readonly token: string, private readonly o: ClusterOptions) {
+    this.unregister = registerDiagnostics(`cluster (nats ${nats.url}, grpc ${grpcPort})`, () => this.logs());
+  }
 
   static async start(o: ClusterOptions = {}): Promise<TestCluster> {
     const nats = await NatsServer.start({ config: o.natsConfig });
@@ -163,7 +167,7 @@ export class TestCluster {
     try {
       const files = new Map<string, Buffer[]>();
       await new Promise<void>((resolve, reject) => {
-        const stream = (c.raw.getResult as (req: object, md: grpc.Metadata) => grpc.ClientReadableStream<ResultFileChunk>).call(c.raw, { jobId }, c.metadata());
+        const stream = (c.raw.getResult as (req: object, md: grpc.Metadata, options: grpc.CallOptions) => grpc.ClientReadableStream<ResultFileChunk>).call(c.raw, { jobId }, c.metadata(), { deadline: Date.now() + 120_000 });
         stream.on("data", (chunk: ResultFileChunk) => files.set(chunk.name, [...(files.get(chunk.name) ?? []), Buffer.from(chunk.data)]));
         stream.on("error", reject);
         stream.on("end", () => resolve());
@@ -185,6 +189,7 @@ export class TestCluster {
     await Promise.all(procs.map((p) => p.wait()));
     await this.nats.cleanup();
     this.dir.cleanup();
+    this.unregister();
   }
 }
 

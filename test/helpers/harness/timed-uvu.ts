@@ -11,6 +11,7 @@ import * as uvu from "uvu";
 import type { Callback, Test } from "uvu";
 import { emit, TIMEOUT_ENV } from "./events.js";
 import { TIMEOUT_PROPERTY } from "./timeout.js";
+import { liveDiagnostics } from "./diagnostics.js";
 
 export { exec } from "uvu";
 
@@ -35,7 +36,13 @@ function timed<T>(suiteName: string, name: string, handler: Callback<T>): Callba
       const deadline = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
           timedOut = true;
-          reject(new TestTimeoutError(`"${name}"`, ms));
+          const err = new TestTimeoutError(`"${name}"`, ms);
+          const live = liveDiagnostics();
+          if (live) {
+            err.message += `\nstill running at the deadline:\n${live}`;
+            err.stack = `${err.name}: ${err.message.split("\n")[0]}`; // the logs once, not again in the stack
+          }
+          reject(err);
         }, ms);
       });
       await Promise.race([Promise.resolve().then(() => handler(context)), deadline]);
