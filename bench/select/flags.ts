@@ -14,7 +14,8 @@ export type BenchFlags = {
 };
 
 export const usage =
-  "usage: node dist/bench/select/main.js [--n 1000000] [--per-column 32] [--budget 30%] [--seed 1] [--epsilon 0.01]";
+  "usage: node dist/bench/select/main.js [--n 1000000] [--per-column 32] [--budget 30%] [--seed 1] [--epsilon 0.01]\n" +
+  "       node dist/bench/select/main.js --assembly [--se] [--n 1000000] [--neighbors 16,64]   (kernel assembly + selection memory, in-memory vs chunked; --se: the SE kernel from candidate lists)";
 
 export function parseBenchFlags(argv: string[]): BenchFlags {
   const { values } = parseArgs({

@@ -16,6 +16,7 @@ import { ConfigError } from "../../common/src/errors.js";
 import { childArgs, parseBenchFlags, usage } from "./flags.js";
 import type { BenchFlags } from "./flags.js";
 import { measureChild } from "./measure-child.js";
+import { runAssemblyBench } from "./assembly.js";
 import type { ChildReport } from "./measure-child.js";
 
 const targets = { stochasticSeconds: 3, lazySeconds: 30, valueRatio: 0.99, peakRssOverKernel: 2 };
@@ -177,4 +178,12 @@ function expandCpuList(list: string): number[] {
   return cpus;
 }
 
-main();
+// --assembly: the kernel assembly + selection memory bench (assembly.ts) instead.
+if (process.argv.includes("--assembly")) {
+  runAssemblyBench(process.argv.slice(2)).catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+} else {
+  main();
+}

@@ -106,7 +106,9 @@ export { decodeTileMessage, encodeTileMessage, sameMac, TILE_KEY_BYTES, tileMac,
 export type { TileMessage } from "./tiles/codec.js";
 
 // kernels
-export { KERNEL_FILES, KERNEL_FORMAT, readKernel, writeKernel } from "./kernel/kernel-files.js";
+export { KERNEL_FILES, KERNEL_FORMAT, readKernel, writeKernel, writeKernelFromChunked } from "./kernel/kernel-files.js";
+export { ChunkedKernelAssembler, defaultChunkColumns } from "./kernel/chunked-assembler.js";
+export type { ChunkedAssemblerOptions } from "./kernel/chunked-assembler.js";
 export type { KernelMetadata, UtilityKernel } from "./kernel/kernel-files.js";
 export { CHUNKED_FORMAT, CHUNKED_INDEX_FILE, parseChunkedIndex } from "./kernel/chunked-format.js";
 export type { ChunkEntry, ChunkedIndex } from "./kernel/chunked-format.js";

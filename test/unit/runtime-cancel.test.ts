@@ -30,7 +30,7 @@ async function cancelAt(point: HoldPoint, storeDir: string): Promise<StoryEntry[
     assert.is(end.error, `cancelled while ${point}`);
     const jobDir = join(h.dataDir, "jobs", jobId);
     assert.not.ok(existsSync(join(jobDir, "result")), "no result");
-    assert.equal(readdirSync(jobDir).filter((n) => n.includes("staging") || n.startsWith(".")), [], "no staging left");
+    assert.equal(readdirSync(jobDir).filter((n) => n.includes("staging") || n.startsWith(".") || n.startsWith("select-kernel")), [], "no staging or staged kernel left");
     assert.not.ok(h.queue.has(jobId), "queue released");
     assert.is(await h.jobsKv.get(workKey(jobId)), null, "work spec deleted");
     assert.is(await h.jobsKv.get(statusKey(jobId)), null, "status record deleted");

@@ -32,6 +32,11 @@ export type ChunkedWriterOptions = {
   chunkBytes?: number;
   /** Columns per chunk at most (bounds colPtr when columns are nearly empty); default 2^22. */
   chunkColumns?: number;
+  /**
+   * fsync every file and the directory (default true). False for a kernel staged for one job's
+   * selection: it is rebuilt from the stored tiles after a crash, never read back as a result.
+   */
+  durable?: boolean;
 };
 
 export type ChunkedFinish = {
@@ -55,6 +60,7 @@ export class ChunkedKernelWriter {
   private readonly nRows: number;
   private readonly chunkEntries: number;
   private readonly chunkColumns: number;
+  private readonly durable: boolean;
   private colPtr: Uint32Array;
   private rowIdx: Uint32Array;
   private values: Float32Array;
@@ -79,6 +85,7 @@ export class ChunkedKernelWriter {
     this.nRows = options.nRows;
     this.chunkEntries = Math.max(1, Math.floor((options.chunkBytes ?? 64 * 1024 * 1024) / 8));
     this.chunkColumns = Math.max(1, options.chunkColumns ?? 1 << 22);
+    this.durable = options.durable ?? true;
     this.colPtr = new Uint32Array(1024);
     this.rowIdx = new Uint32Array(Math.min(this.chunkEntries, 1 << 16));
     this.values = new Float32Array(this.rowIdx.length);
@@ -173,15 +180,15 @@ export class ChunkedKernelWriter {
         colIds,
         metadata: extra.metadata ?? {},
       };
-      await writeSynced(join(this.tmp, CHUNKED_INDEX_FILE), [Buffer.from(JSON.stringify(index, null, 1) + "\n")]);
-      await syncDir(this.tmp);
+      await writeSynced(join(this.tmp, CHUNKED_INDEX_FILE), [Buffer.from(JSON.stringify(index, null, 1) + "\n")], this.durable);
+      if (this.durable) await syncDir(this.tmp);
       this.closed = true;
       await assertReplaceableKernelDir(this.dir);
       const old = join(dirname(this.dir), `.${basename(this.dir)}.old-${randomUUID().slice(0, 8)}`);
       const exists = await stat(this.dir).then(() => true, () => false);
       if (exists) await rename(this.dir, old);
       await rename(this.tmp, this.dir);
-      await syncDir(dirname(this.dir));
+      if (this.durable) await syncDir(dirname(this.dir));
       if (exists) await rm(old, { recursive: true, force: true });
       return index;
     } catch (err) {
@@ -252,14 +259,14 @@ export class ChunkedKernelWriter {
     const cols = s.entry.colEnd - s.entry.colStart;
     const header = encodeChunkHeader(s.entry.colStart, cols, s.entry.nnz, this.nRows);
     const parts = [header, s.colPtr, s.rowIdx, s.values].map((a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
-    const sha256 = await writeSynced(join(this.tmp, s.entry.file), parts);
+    const sha256 = await writeSynced(join(this.tmp, s.entry.file), parts, this.durable);
     return { ...s.entry, bytes: chunkLayout(cols, s.entry.nnz).bytes, sha256 };
   }
 
   private async writeBaseline(baseline: Float32Array): Promise<SideFile> {
     if (baseline.length !== this.nRows) throw new ConfigError(`baseline has ${baseline.length} values, the kernel ${this.nRows} rows`);
     const bytes = new Uint8Array(baseline.buffer, baseline.byteOffset, baseline.byteLength);
-    const sha256 = await writeSynced(join(this.tmp, BASELINE_FILE), [bytes]);
+    const sha256 = await writeSynced(join(this.tmp, BASELINE_FILE), [bytes], this.durable);
     return { file: BASELINE_FILE, bytes: bytes.byteLength, sha256 };
   }
 
@@ -284,7 +291,7 @@ export class ChunkedKernelWriter {
         if (batch.length >= 8192) await flush();
       }
       await flush();
-      await handle.sync();
+      if (this.durable) await handle.sync();
     } finally {
       await handle.close();
     }
@@ -294,7 +301,7 @@ export class ChunkedKernelWriter {
 }
 
 /** Writes the parts into a new file, fsyncs it and returns the sha256 of its bytes. */
-async function writeSynced(path: string, parts: Uint8Array[]): Promise<string> {
+async function writeSynced(path: string, parts: Uint8Array[], durable = true): Promise<string> {
   const hash = createHash("sha256");
   const handle = await open(path, "w");
   try {
@@ -306,7 +313,7 @@ async function writeSynced(path: string, parts: Uint8Array[]): Promise<string> {
         done += bytesWritten;
       }
     }
-    await handle.sync();
+    if (durable) await handle.sync();
   } finally {
     await handle.close();
   }

@@ -5,7 +5,7 @@ import { InputError } from "../errors.js";
 import type { CscKernel } from "../selection/types.js";
 import { writeOutputDir } from "../util/output-dir.js";
 import { readChunkedUtilityKernel } from "./chunked-convert.js";
-import { isChunkedKernelDir } from "./chunked-reader.js";
+import { ChunkedKernel, isChunkedKernelDir } from "./chunked-reader.js";
 
 export const KERNEL_FORMAT = "delift-kernel/1";
 const MAGIC = "DELIFTK1";
@@ -47,6 +47,110 @@ export async function writeKernel(dir: string, kernel: UtilityKernel, signal?: A
 
 export const KERNEL_FILES = ["kernel.bin", "kernel.parquet", "kernel.json"];
 
+/**
+ * writeKernel from a chunked kernel on disk (its baseline side file is the P0 distances), chunk
+ * by chunk: the same bytes as writeKernel of the kernel read whole, with about one chunk and one
+ * Parquet row group in memory.
+ */
+export async function writeKernelFromChunked(dir: string, chunkedDir: string, metadata: KernelMetadata, signal?: AbortSignal): Promise<void> {
+  const kernel = await ChunkedKernel.open(chunkedDir);
+  const { nRows, nCols, nnz } = kernel.index;
+  if (nnz > 0xffffffff) throw new InputError({ file: chunkedDir }, `${nnz} entries: kernel.bin holds at most 2^32 - 1`);
+  const baseline = await kernel.readBaseline();
+  if (!baseline) throw new InputError({ file: chunkedDir }, "the chunked kernel has no baseline (P0 distances) to write kernel.bin with");
+  await writeOutputDir(dir, KERNEL_FILES, async (tmp) => {
+    const header = new Uint8Array(24);
+    header.set(Buffer.from(MAGIC, "latin1"));
+    const view = new DataView(header.buffer);
+    view.setUint32(8, nRows, true);
+    view.setUint32(12, nCols, true);
+    view.setUint32(16, nnz, true);
+    const rowIdxAt = 24 + 4 * (nCols + 1);
+    const valuesAt = rowIdxAt + 4 * nnz;
+    const bin = await open(join(tmp, "kernel.bin"), "w");
+    const parquet = new ParquetGroups(join(tmp, "kernel.parquet"));
+    try {
+      await writeAt(bin, header, 0);
+      let entriesBefore = 0;
+      for (let k = 0; k < kernel.index.chunks.length; k++) {
+        signal?.throwIfAborted();
+        const { colStart, kernel: c } = await kernel.readChunk(k);
+        const ptr = new Uint32Array(c.nCols + (k === kernel.index.chunks.length - 1 ? 1 : 0));
+        for (let q = 0; q < ptr.length; q++) ptr[q] = entriesBefore + c.colPtr[q];
+        await writeAt(bin, ptr, 24 + 4 * colStart);
+        await writeAt(bin, c.rowIdx, rowIdxAt + 4 * entriesBefore);
+        await writeAt(bin, c.values, valuesAt + 4 * entriesBefore);
+        parquet.add(c, colStart);
+        entriesBefore += c.rowIdx.length;
+      }
+      await writeAt(bin, baseline, valuesAt + 4 * nnz);
+      await bin.sync();
+    } finally {
+      await bin.close();
+    }
+    parquet.finish();
+    signal?.throwIfAborted();
+    await writeFile(join(tmp, "kernel.json"), JSON.stringify(metadata, null, 1) + "\n");
+  });
+}
+
+async function writeAt(file: Awaited<ReturnType<typeof open>>, part: Uint8Array | Uint32Array | Float32Array, position: number): Promise<void> {
+  const bytes = new Uint8Array(part.buffer, part.byteOffset, part.byteLength);
+  let done = 0;
+  while (done < bytes.byteLength) {
+    const { bytesWritten } = await file.write(bytes, done, Math.min(bytes.byteLength - done, 1 << 26), position + done);
+    done += bytesWritten;
+  }
+}
+
+/** kernel.parquet fed column by column: the same row groups (every PARQUET_ROW_GROUP entries) as writeParquet. */
+class ParquetGroups {
+  private readonly writer: ParquetWriter;
+  private rows = new Int32Array(PARQUET_ROW_GROUP);
+  private cols = new Int32Array(PARQUET_ROW_GROUP);
+  private values = new Float32Array(PARQUET_ROW_GROUP);
+  private fill = 0;
+
+  constructor(path: string) {
+    this.writer = new ParquetWriter({ writer: fileWriter(path), schema: PARQUET_SCHEMA });
+  }
+
+  add(c: CscKernel, colStart: number): void {
+    for (let j = 0; j < c.nCols; j++) {
+      for (let p = c.colPtr[j]; p < c.colPtr[j + 1]; p++) {
+        this.rows[this.fill] = c.rowIdx[p];
+        this.cols[this.fill] = colStart + j;
+        this.values[this.fill] = c.values[p];
+        if (++this.fill === PARQUET_ROW_GROUP) this.flush();
+      }
+    }
+  }
+
+  finish(): void {
+    if (this.fill > 0) this.flush();
+    this.writer.finish();
+  }
+
+  private flush(): void {
+    const n = this.fill;
+    this.writer.write({
+      columnData: [
+        { name: "row", data: this.rows.slice(0, n) },
+        { name: "col", data: this.cols.slice(0, n) },
+        { name: "utility", data: this.values.slice(0, n) },
+      ],
+    });
+    this.fill = 0;
+  }
+}
+
+const PARQUET_SCHEMA: ConstructorParameters<typeof ParquetWriter>[0]["schema"] = [
+  { name: "root", num_children: 3 },
+  { name: "row", type: "INT32", repetition_type: "REQUIRED" },
+  { name: "col", type: "INT32", repetition_type: "REQUIRED" },
+  { name: "utility", type: "FLOAT", repetition_type: "REQUIRED" },
+];
+
 async function writeBinary(path: string, kernel: UtilityKernel): Promise<void> {
   const { csc, baseline } = kernel;
   const header = new Uint8Array(24);
@@ -69,12 +173,7 @@ async function writeBinary(path: string, kernel: UtilityKernel): Promise<void> {
 function writeParquet(path: string, csc: CscKernel): void {
   const writer = new ParquetWriter({
     writer: fileWriter(path),
-    schema: [
-      { name: "root", num_children: 3 },
-      { name: "row", type: "INT32", repetition_type: "REQUIRED" },
-      { name: "col", type: "INT32", repetition_type: "REQUIRED" },
-      { name: "utility", type: "FLOAT", repetition_type: "REQUIRED" },
-    ],
+    schema: PARQUET_SCHEMA,
   });
   const nnz = csc.rowIdx.length;
   let col = 0;

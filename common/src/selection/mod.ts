@@ -25,5 +25,6 @@ export { naiveGreedy } from "./naive-greedy.js";
 export { lazyGreedy } from "./lazy-greedy.js";
 export { stochasticGreedy, stochasticSampleSize } from "./stochastic-greedy.js";
 export { objectiveValue } from "./objective-value.js";
+export { CoverageState } from "./coverage-state.js";
 export { randomSparseKernel } from "./random-kernel.js";
 export { Xoshiro128 } from "./prng.js";

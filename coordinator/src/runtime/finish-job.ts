@@ -1,5 +1,10 @@
-import { join } from "node:path";
-import { type CscKernel, KERNEL_FORMAT, nearestNeighbours, parseBudget, type TileOutput, type UtilityKernel, writeKernel } from "../../../common/src/mod.js";
+import { randomUUID } from "node:crypto";
+import { mkdir, rm } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import { type ChunkedIndex, type CscKernel, KERNEL_FORMAT, type KernelMetadata, nearestNeighbours, parseBudget, type TileOutput, type UtilityKernel, writeKernel, writeKernelFromChunked } from "../../../common/src/mod.js";
+import { assembleKernelChunked, stageKernelChunked } from "../kernel/assemble-chunked.js";
+import { stageSimilarityChunked, type SearchedKernel } from "../kernel/stage-similarity.js";
+import { prepareChunkedSelection, type ChunkedPrepared, type StagedKernel } from "../select/chunked-selection.js";
 import { embedSamples } from "./embeddings.js";
 import type { JobSpec } from "../jobs/job-spec.js";
 import { assembleKernel } from "../kernel/assemble-kernel.js";
@@ -7,8 +12,8 @@ import { buildReport } from "../select/build-report.js";
 import { cosineKernel, sparseCosineKernel } from "../select/cosine-kernel.js";
 import { withRandomColumns } from "../plan/candidates.js";
 import { fillCandidateTexts, leanRecordReader } from "../inputs/lean-records.js";
-import { givenSimilarityKernel, type SearchRunOptions } from "../plan/given-embeddings.js";
-import { prepareSelection, runCentralSelection, type PreparedSelection, type SelectionOutcome, type SelectionSettings } from "../select/run-selection.js";
+import { givenSimilarityKernel, matrixRowsOf, searchGivenCandidates, type SearchRunOptions } from "../plan/given-embeddings.js";
+import { runCentralSelection, type PreparedSelection, type SelectionOutcome, type SelectionSettings } from "../select/run-selection.js";
 import type { SelectionReport } from "../report/types.js";
 import { writeSelection } from "../select/write-selection.js";
 import type { TileSpec } from "../plan/tile-spec.js";
@@ -76,43 +81,154 @@ export async function seKernels(spec: JobSpec, planned: PlannedJob, options: Sea
   };
 }
 
+/** The search phase's output for one kernel: the CSC it built, or its candidates (the similarities are computed as they are staged). */
+export type SearchOutput = { main: CscKernel | SearchedKernel; second: CscKernel | SearchedKernel | null };
+
+function isSearched(k: CscKernel | SearchedKernel): k is SearchedKernel {
+  return "table" in k;
+}
+
+/**
+ * The search phase of DELIFT (SE) on given embeddings: each kernel's candidate columns (sparse
+ * mode; dense kernels need no search), as seKernels searches them, without building the kernels:
+ * stageJobKernels computes their similarities straight into the chunked files.
+ */
+export async function searchJobKernels(spec: JobSpec, planned: PlannedJob, options: SearchRunOptions = {}): Promise<SearchOutput & { main: SearchedKernel; second: SearchedKernel | null }> {
+  const { sets } = planned;
+  const stage = spec.selection.stage;
+  const sparse = spec.scoring.candidates;
+  const one = async (rows: Uint32Array, cols: Uint32Array): Promise<SearchedKernel> => {
+    const rowM = matrixRowsOf(sets, rows);
+    const colM = matrixRowsOf(sets, cols);
+    if (!sparse) return { rows: rowM, cols: colM, table: null };
+    const { table, facts } = await searchGivenCandidates(sets.embeddings!, rowM, colM, sparse, options);
+    options.onSearched?.(facts);
+    return { rows: rowM, cols: colM, table };
+  };
+  return {
+    main: await one(sets.v, sets.v),
+    second: stage === "task" ? await one(sets.o, sets.v) : stage === "continual" ? await one(sets.v, sets.o) : null,
+  };
+}
+
+/** Entries a searched kernel will have. */
+export function searchedEntries(k: SearchedKernel): number {
+  return k.table ? k.table.ptr[k.rows.length] : k.rows.length * k.cols.length;
+}
+
 /** A selection made and reported, not yet written. */
 export type SelectedJob = {
   outcome: SelectionOutcome;
   report: SelectionReport;
-  /** The unscaled V x V utility kernel, kept for --save-kernel (the selection scales its own copy). */
-  utilityToSave: UtilityKernel | null;
+  /** Whether --save-kernel writes the unscaled V x V utility kernel (re-assembled from the stored tiles, or the reused one). */
+  saveKernel: boolean;
 };
 
-/** A job's kernels assembled (or computed), scaled and turned into its objective: what any optimiser needs. */
-export type PreparedJobSelection = {
-  kernels: { main: CscKernel; second: CscKernel | null };
-  settings: SelectionSettings;
-  prepared: PreparedSelection;
-  utility: UtilityKernel[];
-  utilityToSave: UtilityKernel | null;
-  kernelSeconds: number;
+/** Where a job's kernels are staged on disk (chunked, unscaled) for its selection; `main` is what shard hosts read. */
+export type KernelStaging = {
+  main: string;
+  second: string;
+  signal?: AbortSignal;
+  /** Assembly progress (kernel: which one, "tiles" read, "rows" of similarities computed, or "chunks" built). */
+  onProgress?: (kernel: "main" | "second", step: "tiles" | "rows" | "chunks", done: number, total: number) => void;
 };
 
-/** Assembles (or computes, for SE) the job's kernels and prepares its objective. */
-export async function prepareJobSelection(
+/** A job's kernels staged in the chunked format, with the utility kernels' metadata (kernel.json's). */
+export type StagedJobKernels = { main: StagedKernel; second: StagedKernel | null; utility: KernelMetadata[] };
+
+/**
+ * Stages the job's kernels into the chunked format: utility kernels assembled out of core from
+ * the stored tiles (assembleKernelChunked: the kernel is never whole in memory), SE kernels (the
+ * search phase's, or computed here) and a reused kernel written once from memory.
+ */
+export async function stageJobKernels(
   spec: JobSpec,
   planned: PlannedJob,
   read: (tile: TileSpec) => Promise<TileOutput>,
-  timings: JobTimings,
-  /** SE kernels the search phase built already. */
-  built: { main: CscKernel; second: CscKernel | null } | null = null,
-): Promise<PreparedJobSelection> {
-  const kernelStarted = performance.now();
-  const assembled = spec.selection.kernelType === "utility" ? await assembleJobKernels(planned, read) : [];
-  const utility = planned.reusedKernel ? [planned.reusedKernel, ...assembled] : assembled;
-  // The selection scales its kernels in place: what --save-kernel writes is a copy of the values
-  // before, the utility kernel exactly as "delift kernel" writes it.
-  const utilityToSave = spec.saveKernel && utility[0] ? { ...utility[0], csc: { ...utility[0].csc, values: utility[0].csc.values.slice() } } : null;
-  const kernels = spec.selection.kernelType === "se" ? built ?? (await seKernels(spec, planned)) : { main: utility[0].csc, second: utility[1]?.csc ?? null };
-  const kernelSeconds = timings.kernelSeconds + (performance.now() - kernelStarted) / 1000;
+  staging: KernelStaging,
+  /** The search phase's output (kernels or candidates), handed over: dropped once staged. */
+  searched: SearchOutput | null = null,
+): Promise<StagedJobKernels> {
+  if (spec.selection.kernelType === "se") {
+    let out: SearchOutput | null = searched ?? (await seKernels(spec, planned));
+    const stage = async (k: CscKernel | SearchedKernel, dir: string, which: "main" | "second"): Promise<StagedKernel> => ({
+      dir,
+      index: isSearched(k)
+        ? await stageSimilarityChunked(planned.sets.embeddings!, k, dir, { signal: staging.signal, onRows: (d, t) => staging.onProgress?.(which, "rows", d, t), onChunk: (d, t) => staging.onProgress?.(which, "chunks", d, t) })
+        : await stageKernelChunked(dir, k),
+    });
+    const main = await stage(out.main, staging.main, "main");
+    const second = out.second ? await stage(out.second, staging.second, "second") : null;
+    out = null;
+    return { main, second, utility: [] };
+  }
+  const dirs = [staging.main, staging.second];
+  const staged: StagedKernel[] = [];
+  const utility: KernelMetadata[] = [];
+  if (planned.reusedKernel) {
+    const reused = planned.reusedKernel;
+    staged.push({ dir: staging.main, index: await stageKernelChunked(staging.main, reused.csc, reused.baseline) });
+    utility.push(reused.metadata);
+  }
+  for (let r = 0; r < planned.requests.length; r++) {
+    const dir = dirs[staged.length];
+    const which = staged.length === 0 ? "main" : "second";
+    const a = await assembleJobKernelChunked(planned, r, read, dir, staging.signal, (step, d, t) => staging.onProgress?.(which, step, d, t));
+    staged.push({ dir, index: a.index });
+    utility.push(a.metadata);
+  }
+  return { main: staged[0], second: staged[1] ?? null, utility };
+}
+
+/** Request r's utility kernel assembled out of core into `dir`, with its kernel.json metadata. */
+export async function assembleJobKernelChunked(
+  planned: PlannedJob,
+  r: number,
+  read: (tile: TileSpec) => Promise<TileOutput>,
+  dir: string,
+  signal?: AbortSignal,
+  onProgress?: (step: "tiles" | "chunks", done: number, total: number) => void,
+): Promise<{ index: ChunkedIndex; metadata: KernelMetadata }> {
+  const ids = planned.sets.ids;
+  const { targets, examples } = planned.requests[r];
+  const axes = {
+    rowOf: new Map(Array.from(targets, (g, k) => [g, k])),
+    colOf: new Map(Array.from(examples, (g, k) => [g, k])),
+    nRows: targets.length,
+    nCols: examples.length,
+  };
+  const a = await assembleKernelChunked(planned.plans[r], axes, read, dir, { signal, onProgress });
+  const metadata: KernelMetadata = {
+    format: KERNEL_FORMAT,
+    nRows: targets.length,
+    nCols: examples.length,
+    nnz: a.index.nnz,
+    rowIds: Array.from(targets, (g) => ids[g]),
+    colIds: Array.from(examples, (g) => ids[g]),
+    modelHash: planned.inputs.bundle.hash,
+    settingsKey: planned.settingsKey,
+    maxLength: planned.inputs.prompts.maxLength,
+    truncated: a.truncated,
+  };
+  return { index: a.index, metadata };
+}
+
+/** A job's kernels staged and its objective prepared: what any optimiser needs. */
+export type PreparedJobSelection = {
+  staged: StagedJobKernels;
+  settings: SelectionSettings;
+  prepared: PreparedSelection;
+  /** The scaled main kernel when it was read (central selection, or lazy greedy's comparison). */
+  main: CscKernel | null;
+  shapes: ChunkedPrepared["shapes"];
+  histograms: ChunkedPrepared["histograms"];
+  utility: KernelMetadata[];
+  kernelSeconds: number;
+};
+
+export function jobSelectionSettings(spec: JobSpec, planned: PlannedJob): SelectionSettings {
   const sel = spec.selection;
-  const settings: SelectionSettings = {
+  return {
     stage: sel.stage,
     k: parseBudget(sel.budget, planned.sets.v.length),
     optimizer: sel.optimizer,
@@ -123,21 +239,48 @@ export async function prepareJobSelection(
     nu: sel.nu,
     compareWithLazy: sel.compareLazy,
   };
-  return { kernels, settings, prepared: prepareSelection(kernels, settings), utility, utilityToSave, kernelSeconds };
 }
 
-/** The selection of a job: assembles (or computes, for SE) its kernels, selects centrally, builds the report. */
+/**
+ * Prepares the objective from staged kernels: the main kernel read whole (once, straight from its
+ * chunks) only when `loadMain`, the second kernel streamed into its maxima.
+ */
+export async function prepareJobSelection(spec: JobSpec, planned: PlannedJob, staged: StagedJobKernels, timings: JobTimings, loadMain: boolean, stagingSeconds = 0): Promise<PreparedJobSelection> {
+  const started = performance.now();
+  const settings = jobSelectionSettings(spec, planned);
+  const c = await prepareChunkedSelection(staged, settings, loadMain);
+  const kernelSeconds = timings.kernelSeconds + stagingSeconds + (performance.now() - started) / 1000;
+  return { staged, settings, prepared: c.prepared, main: c.main, shapes: c.shapes, histograms: c.histograms, utility: staged.utility, kernelSeconds };
+}
+
+/** The selection of a job, central: stages its kernels next to `out` (removed again), selects, builds the report. */
 export async function selectJob(
   spec: JobSpec,
   planned: PlannedJob,
   read: (tile: TileSpec) => Promise<TileOutput>,
   timings: JobTimings,
   tiles: { computed: number; reused: number },
-  /** SE kernels the search phase built already. */
-  built: { main: CscKernel; second: CscKernel | null } | null = null,
+  out: string,
+  /** The search phase's output, when it ran. */
+  built: SearchOutput | null = null,
 ): Promise<SelectedJob> {
-  const p = await prepareJobSelection(spec, planned, read, timings, built);
-  return reportJobSelection(spec, planned, p, runCentralSelection(p.kernels, p.settings, p.prepared), timings, tiles);
+  return withStagingDir(out, async (dir) => {
+    const started = performance.now();
+    const staged = await stageJobKernels(spec, planned, read, { main: join(dir, "main"), second: join(dir, "second") }, built);
+    const p = await prepareJobSelection(spec, planned, staged, timings, true, (performance.now() - started) / 1000);
+    return reportJobSelection(spec, planned, p, runCentralSelection({ main: p.main!, second: null }, p.settings, p.prepared), timings, tiles);
+  });
+}
+
+/** Runs fn with a fresh hidden directory next to `near`, removed afterwards however fn ends. */
+export async function withStagingDir<T>(near: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = join(dirname(resolve(near)), `.${basename(near)}.kernel-${randomUUID().slice(0, 8)}`);
+  await mkdir(dir, { recursive: true });
+  try {
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** The report of a selection made over prepared kernels (centrally or by shard hosts). */
@@ -149,13 +292,13 @@ export async function reportJobSelection(
   timings: JobTimings,
   tiles: { computed: number; reused: number },
 ): Promise<SelectedJob> {
-  const { kernels, settings, utility, utilityToSave, kernelSeconds } = p;
+  const { shapes, settings, utility, kernelSeconds } = p;
   const { sets } = planned;
   const sel = spec.selection;
   // Lean sets hold no texts: the report's preview (its first picks) reads theirs back.
   await fillCandidateTexts(sets, outcome.result.order.slice(0, 15), spec.scoring.fields);
-  const facts = (k: UtilityKernel | undefined): KernelFacts => ({
-    truncatedPrompts: k ? k.metadata.truncated.pairs + k.metadata.truncated.baseline : null,
+  const facts = (k: KernelMetadata | undefined): KernelFacts => ({
+    truncatedPrompts: k ? k.truncated.pairs + k.truncated.baseline : null,
     tilesComputed: k ? tiles.computed : null,
     tilesReused: k ? tiles.reused : null,
   });
@@ -174,33 +317,36 @@ export async function reportJobSelection(
       existing: sel.stage === "continual" ? { file: String(otherFile), samples: sets.o.length } : null,
     },
     samples: sets.candidates,
-    kernel: { rows: "targets (V)", cols: "examples (V)", nRows: kernels.main.nRows, nCols: kernels.main.nCols, nnz: kernels.main.rowIdx.length, ...facts(utility[0]) },
-    secondKernel: kernels.second
+    kernel: { rows: "targets (V)", cols: "examples (V)", nRows: shapes.main.nRows, nCols: shapes.main.nCols, nnz: shapes.main.nnz, ...facts(utility[0]) },
+    secondKernel: shapes.second
       ? {
           rows: sel.stage === "task" ? "targets (Q)" : "targets (V)",
           cols: sel.stage === "task" ? "examples (V)" : "examples (E)",
-          nRows: kernels.second.nRows,
-          nCols: kernels.second.nCols,
-          nnz: kernels.second.rowIdx.length,
+          nRows: shapes.second.nRows,
+          nCols: shapes.second.nCols,
+          nnz: shapes.second.nnz,
           ...facts(utility[1]),
         }
       : null,
-    scaled: kernels,
+    histograms: p.histograms,
     timings: { loadSeconds: timings.loadSeconds, kernelSeconds, totalSeconds: (Date.now() - timings.startedAt) / 1000 },
   });
-  return { outcome, report, utilityToSave };
+  return { outcome, report, saveKernel: spec.saveKernel && (spec.selection.kernelType === "utility" || planned.reusedKernel !== null) };
 }
 
 /** Writes a selection into `out`: selected.jsonl, report.json, report.html (and kernel/ when asked). */
-export async function writeSelectedJob(spec: JobSpec, planned: PlannedJob, selected: SelectedJob, out: string): Promise<{ summary: string }> {
+export async function writeSelectedJob(spec: JobSpec, planned: PlannedJob, selected: SelectedJob, out: string, read: (tile: TileSpec) => Promise<TileOutput>): Promise<{ summary: string }> {
   const { sets } = planned;
   const sel = spec.selection;
-  const { outcome, report, utilityToSave } = selected;
+  const { outcome, report } = selected;
   const records = sets.records ? leanRecordReader(sets) : sets.candidates.map((s) => s.record);
   await writeSelection(out, { records, order: outcome.result.order, gains: outcome.result.gains }, report, {
     names: ["kernel"],
     write: async (tmp) => {
-      if (utilityToSave) await writeKernel(join(tmp, "kernel"), { ...utilityToSave, metadata: { ...utilityToSave.metadata, data: spec.data } });
+      if (!selected.saveKernel) return;
+      const reused = planned.reusedKernel;
+      if (reused) await writeKernel(join(tmp, "kernel"), { ...reused, metadata: { ...reused.metadata, data: spec.data } });
+      else await writeAssembledKernel(planned, read, join(tmp, "kernel"), spec.data);
     },
   });
   const r = report.result;
@@ -214,13 +360,24 @@ export async function writeSelectedJob(spec: JobSpec, planned: PlannedJob, selec
   };
 }
 
-/** A kernel job's result: the assembled utility kernel, written into `out`. */
+/** A kernel job's result: the utility kernel, assembled out of core and written chunk by chunk into `out`. */
 export async function writeKernelJob(spec: JobSpec, planned: PlannedJob, read: (tile: TileSpec) => Promise<TileOutput>, out: string): Promise<{ summary: string }> {
-  const kernel = (await assembleJobKernels(planned, read))[0];
-  kernel.metadata.data = spec.data;
-  await writeKernel(out, kernel);
-  const t = kernel.metadata.truncated;
-  return { summary: `kernel ${kernel.metadata.nRows} x ${kernel.metadata.nCols}; truncated: ${t.pairs} pair and ${t.baseline} baseline prompts` };
+  const metadata = await writeAssembledKernel(planned, read, out, spec.data);
+  const t = metadata.truncated;
+  return { summary: `kernel ${metadata.nRows} x ${metadata.nCols}; truncated: ${t.pairs} pair and ${t.baseline} baseline prompts` };
+}
+
+/**
+ * The V x V utility kernel (request 0) as kernel.bin / kernel.parquet / kernel.json in `out`:
+ * assembled into a staging directory next to it and written from there, chunk by chunk.
+ */
+async function writeAssembledKernel(planned: PlannedJob, read: (tile: TileSpec) => Promise<TileOutput>, out: string, data: string | undefined): Promise<KernelMetadata> {
+  return withStagingDir(out, async (dir) => {
+    const a = await assembleJobKernelChunked(planned, 0, read, join(dir, "kernel"));
+    const metadata: KernelMetadata = { ...a.metadata, data };
+    await writeKernelFromChunked(out, join(dir, "kernel"), metadata);
+    return metadata;
+  });
 }
 
 /**
@@ -236,7 +393,7 @@ export async function finishJob(
   tiles: { computed: number; reused: number },
 ): Promise<{ summary: string }> {
   if (spec.kind === "kernel") return writeKernelJob(spec, planned, read, out);
-  return writeSelectedJob(spec, planned, await selectJob(spec, planned, read, timings, tiles), out);
+  return writeSelectedJob(spec, planned, await selectJob(spec, planned, read, timings, tiles, out), out, read);
 }
 
 function formatBytes(n: number): string {

@@ -1,6 +1,5 @@
-import type { CscKernel } from "../../../common/src/mod.js";
 import type { KernelSection, SelectionReport } from "../report/types.js";
-import { valueHistogram, type SelectionOutcome, type SelectionSettings } from "./run-selection.js";
+import { type SelectionOutcome, type SelectionSettings } from "./run-selection.js";
 
 export type SelectedSample = { id: string; source: string | undefined; x: string };
 
@@ -14,8 +13,8 @@ export type ReportContext = {
   samples: SelectedSample[];
   kernel: Omit<KernelSection, "histogram" | "rawMin" | "rawMax">;
   secondKernel: Omit<KernelSection, "histogram" | "rawMin" | "rawMax"> | null;
-  /** The scaled kernels (after runSelection). */
-  scaled: { main: CscKernel; second: CscKernel | null };
+  /** Histograms of the scaled kernels' values (valueHistogram, whole or summed chunk by chunk). */
+  histograms: { main: { edges: number[]; counts: number[] }; second: { edges: number[]; counts: number[] } | null };
   timings: { loadSeconds: number; kernelSeconds: number; totalSeconds: number };
 };
 
@@ -67,14 +66,14 @@ export function buildReport(outcome: SelectionOutcome, c: ReportContext): Select
       model: c.model,
     },
     data: c.data,
-    kernel: { ...c.kernel, rawMin: outcome.scaling.main.min, rawMax: outcome.scaling.main.max, histogram: valueHistogram(c.scaled.main.values) },
+    kernel: { ...c.kernel, rawMin: outcome.scaling.main.min, rawMax: outcome.scaling.main.max, histogram: c.histograms.main },
     secondKernel:
-      c.secondKernel && c.scaled.second && outcome.scaling.second
+      c.secondKernel && c.histograms.second && outcome.scaling.second
         ? {
             ...c.secondKernel,
             rawMin: outcome.scaling.second.min,
             rawMax: outcome.scaling.second.max,
-            histogram: valueHistogram(c.scaled.second.values),
+            histogram: c.histograms.second,
           }
         : null,
     result: {

@@ -100,19 +100,33 @@ export function runCentralSelection(kernels: SelectionKernels, s: SelectionSetti
  * prepared kernels: f(V) from them, and central lazy greedy for the ratio where affordable (auto:
  * kernels up to 4M entries; bands is lazy greedy pick for pick, so the ratio is 1 then).
  */
-export function shardedOutcome(kernels: SelectionKernels, s: SelectionSettings, prepared: PreparedSelection, result: SelectionResult & { distributed: DistributedReport }, seconds: number): SelectionOutcome {
+export function shardedOutcome(
+  kernels: { main: CscKernel | null },
+  s: SelectionSettings,
+  prepared: PreparedSelection,
+  result: SelectionResult & { distributed: DistributedReport },
+  seconds: number,
+  /** f(V), when it was computed without the kernel in memory (chunk by chunk). */
+  valueOfAll?: number,
+): SelectionOutcome {
   const { objective } = prepared;
-  const wantLazy = s.compareWithLazy === "always" || (s.compareWithLazy === "auto" && kernels.main.rowIdx.length <= AUTO_LAZY_MAX_ENTRIES);
-  const all = Uint32Array.from({ length: kernels.main.nCols }, (_, j) => j);
+  const main = kernels.main;
+  const wantLazy = main !== null && (s.compareWithLazy === "always" || (s.compareWithLazy === "auto" && main.rowIdx.length <= AUTO_LAZY_MAX_ENTRIES));
+  if (valueOfAll === undefined && main === null) throw new Error("f(V) needs the kernel or its value computed chunk by chunk");
   return {
     result,
-    lazy: wantLazy ? lazyGreedy(kernels.main, { k: s.k, objective }) : null,
+    lazy: wantLazy ? lazyGreedy(main, { k: s.k, objective }) : null,
     objective,
-    valueOfAll: objectiveValue(kernels.main, all, objective),
+    valueOfAll: valueOfAll ?? objectiveValue(main!, Uint32Array.from({ length: main!.nCols }, (_, j) => j), objective),
     scaling: prepared.scaling,
     seconds,
     distributed: result.distributed,
   };
+}
+
+/** Whether a selection also runs central lazy greedy for the ratio (auto: kernels up to 4M entries). */
+export function wantsLazyComparison(s: SelectionSettings, nnz: number): boolean {
+  return s.compareWithLazy === "always" || (s.compareWithLazy === "auto" && nnz <= AUTO_LAZY_MAX_ENTRIES);
 }
 
 export type ShardedOptions = {

@@ -6,7 +6,7 @@
  * whether the selection finished, failed or was cancelled.
  */
 import { randomBytes } from "node:crypto";
-import { writeChunkedKernel, type CscKernel } from "../../../common/src/mod.js";
+import { defaultChunkColumns, writeChunkedKernel, type ChunkedIndex, type CscKernel, type KernelScaling } from "../../../common/src/mod.js";
 import {
   DEFAULT_PARTS,
   InProcessTransport,
@@ -21,6 +21,7 @@ import {
   type KernelSourceSpec,
   type RoundInfo,
   type SelectionChoice,
+  type ShardScaling,
   type ShardTransport,
 } from "../../../common/src/selection/distributed/mod.js";
 import type { Objective } from "../../../common/src/mod.js";
@@ -38,6 +39,8 @@ export type ShardedSelectionPlan = {
   blocks: ColumnBlock[];
   k: number;
   objective: DistributedObjective;
+  /** How the hosts scale the chunks they read (null: the kernel was written scaled). */
+  scaling: ShardScaling;
 };
 
 export type SelectionPlan = { mode: "central"; reason: string } | ShardedSelectionPlan;
@@ -69,31 +72,41 @@ export const inProcessHosts: SelectionHosts = {
 };
 
 /** The choice rule for a job (its --select-shards / --select-memory / --select-algorithm). */
-export function chooseJobSelection(kernel: CscKernel, sel: { shards: number | null; memory: number | null; algorithm: DistributedAlgorithm }, autoShard: boolean): SelectionChoice {
-  const choice = chooseSelection({ nnz: kernel.rowIdx.length, nCols: kernel.nCols, shards: sel.shards, memoryBytes: sel.memory ?? undefined, algorithm: sel.algorithm });
+export function chooseJobSelection(kernel: { nnz: number; nCols: number }, sel: { shards: number | null; memory: number | null; algorithm: DistributedAlgorithm }, autoShard: boolean): SelectionChoice {
+  const choice = chooseSelection({ nnz: kernel.nnz, nCols: kernel.nCols, shards: sel.shards, memoryBytes: sel.memory ?? undefined, algorithm: sel.algorithm });
   if (choice.mode === "distributed" && sel.shards === null && !autoShard) return { mode: "central", reason: `${choice.reason}, but shards in this process would only add copies of it (no cluster workers to host them)` };
   return choice;
 }
 
 /**
- * Writes the job's scaled kernel into `dir` in the chunked format, in blocks as many and as wide
- * as an in-memory kernel's (memoryBlocks), so the shard layout is the same wherever it runs.
+ * The plan of a distributed selection over the job's staged main kernel: the hosts read its
+ * chunks as assembly wrote them (no second copy) and scale each with the kernel's value range,
+ * bit for bit as scaling it whole. Its chunks are as wide as an in-memory kernel's blocks
+ * (memoryBlocks), so the shard layout is the same wherever the kernel was built.
  */
-export async function writeShardedKernel(dir: string, kernel: CscKernel, objective: Objective, choice: Extract<SelectionChoice, { mode: "distributed" }>, k: number): Promise<ShardedSelectionPlan> {
-  const width = Math.min(4096, Math.max(1, Math.ceil(kernel.nCols / 256)));
-  const index = await writeChunkedKernel(dir, kernel, {}, { chunkColumns: width });
+export function shardedPlanOf(index: ChunkedIndex, objective: Objective, choice: Extract<SelectionChoice, { mode: "distributed" }>, k: number, scaling: KernelScaling): ShardedSelectionPlan {
   return {
     mode: "distributed",
     reason: choice.reason,
     algorithm: choice.algorithm,
     shards: choice.shards,
-    nRows: kernel.nRows,
-    nCols: kernel.nCols,
-    nnz: kernel.rowIdx.length,
+    nRows: index.nRows,
+    nCols: index.nCols,
+    nnz: index.nnz,
     blocks: index.chunks.map((c) => ({ colStart: c.colStart, colEnd: c.colEnd, weight: c.nnz + (c.colEnd - c.colStart) })),
     k,
-    objective: distributedObjective(objective, kernel.nRows),
+    objective: distributedObjective(objective, index.nRows),
+    scaling: { scaling, range: index.valueRange },
   };
+}
+
+/**
+ * Writes an in-memory scaled kernel into `dir` in the chunked format, in blocks as many and as
+ * wide as memoryBlocks, and returns the plan over it (the hosts do not scale again).
+ */
+export async function writeShardedKernel(dir: string, kernel: CscKernel, objective: Objective, choice: Extract<SelectionChoice, { mode: "distributed" }>, k: number): Promise<ShardedSelectionPlan> {
+  const index = await writeChunkedKernel(dir, kernel, {}, { chunkColumns: defaultChunkColumns(kernel.nCols), chunkBytes: Number.MAX_SAFE_INTEGER });
+  return { ...shardedPlanOf(index, objective, choice, k, "clip-at-zero"), scaling: null };
 }
 
 export type ShardedRunOptions = {
@@ -116,7 +129,7 @@ export async function runShardedJobSelection(o: ShardedRunOptions): Promise<Dist
   try {
     const layout = shardLayout(plan.blocks, plan.shards, plan.algorithm === "partition" ? Math.max(plan.shards, DEFAULT_PARTS) : plan.shards);
     return await runDistributedSelection(
-      { session, nRows: plan.nRows, nCols: plan.nCols, shards: layout.shards, parts: layout.parts, source: opened.source, scaling: null },
+      { session, nRows: plan.nRows, nCols: plan.nCols, shards: layout.shards, parts: layout.parts, source: opened.source, scaling: plan.scaling },
       opened.transport,
       { k: plan.k, objective: plan.objective, algorithm: plan.algorithm },
       { signal: o.signal, log: o.log, onRound: o.onRound, onReassign: o.onReassign },

@@ -43,8 +43,11 @@ export class JobThread {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const onAbort = () => {
-        reject(o.signal!.reason instanceof Error ? o.signal!.reason : new AbortedError());
-        void this.terminate(new AbortedError(`job ${this.jobId}: its thread was stopped (a task was aborted)`));
+        // Rejected once the thread has stopped, so the task's cleanup (staged kernel files) runs
+        // after the thread's last write, never beside it.
+        this.pending.delete(id);
+        const reason = o.signal!.reason instanceof Error ? o.signal!.reason : new AbortedError();
+        void this.terminate(new AbortedError(`job ${this.jobId}: its thread was stopped (a task was aborted)`)).finally(() => reject(reason));
       };
       o.signal?.addEventListener("abort", onAbort, { once: true });
       this.pending.set(id, {

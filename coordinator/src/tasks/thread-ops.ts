@@ -1,4 +1,4 @@
-import { type CorpusRef, type CscKernel, encodeTileMessage, formatProblem, type PhaseProgress, formatSummary, type ModelBundle, summarizeCorpus, tileMac, type TokenizedPrompts } from "../../../common/src/mod.js";
+import { type CorpusRef, encodeTileMessage, formatProblem, type PhaseProgress, formatSummary, type ModelBundle, summarizeCorpus, tileMac, type TokenizedPrompts } from "../../../common/src/mod.js";
 import type { TransferListItem } from "node:worker_threads";
 import type { JobSpec } from "../jobs/job-spec.js";
 import { tilePairCount, type TileSpec } from "../plan/tile-spec.js";
@@ -7,9 +7,10 @@ import { type CorpusObjects, writeCorpusObjects } from "../store/corpus-objects.
 import { join } from "node:path";
 import { PhaseMeter } from "../plan/phase-meter.js";
 import type { SearchFacts } from "../plan/given-embeddings.js";
-import { prepareJobSelection, reportJobSelection, seKernels, writeKernelJob, writeSelectedJob, type JobTimings, type PreparedJobSelection, type SelectedJob } from "../runtime/finish-job.js";
-import { runCentralSelection, shardedOutcome } from "../select/run-selection.js";
-import { chooseJobSelection, writeShardedKernel, type SelectionPlan } from "../select/sharded-job.js";
+import { jobSelectionSettings, prepareJobSelection, reportJobSelection, searchedEntries, searchJobKernels, stageJobKernels, type SearchOutput, writeKernelJob, writeSelectedJob, type JobTimings, type PreparedJobSelection, type SelectedJob } from "../runtime/finish-job.js";
+import { runCentralSelection, shardedOutcome, wantsLazyComparison } from "../select/run-selection.js";
+import { chooseJobSelection, shardedPlanOf, type SelectionPlan } from "../select/sharded-job.js";
+import { objectiveValueOfAllChunked } from "../select/chunked-selection.js";
 import type { DistributedResult } from "../../../common/src/selection/distributed/mod.js";
 import { planJob, type PlannedJob } from "../runtime/plan-job.js";
 import { readStoredTile } from "../store/tile-store.js";
@@ -26,10 +27,10 @@ export type ThreadState = {
   storeDir: string | null;
   planned: PlannedJob | null;
   selected: SelectedJob | null;
-  /** Kernels the search phase built (SE on given embeddings), for the selection. */
-  kernels: { main: CscKernel; second: CscKernel | null } | null;
+  /** What the search phase found (SE on given embeddings), for the selection to stage. */
+  kernels: SearchOutput | null;
   /** A selection prepared here and running on shard hosts (the `selected` op finishes it). */
-  sharded: { prepared: PreparedJobSelection; timings: JobTimings; tiles: { computed: number; reused: number } } | null;
+  sharded: { prepared: PreparedJobSelection; valueOfAll: number; timings: JobTimings; tiles: { computed: number; reused: number } } | null;
   /** The corpus objects tile messages index (written when the job has tiles). */
   corpus: CorpusRef | null;
 };
@@ -89,18 +90,17 @@ export const THREAD_OPS = {
     };
   },
 
-  /** The candidate search phase: the SE kernel on given embeddings (its entries are the search's similarities). */
+  /**
+   * The candidate search phase of the SE kernel on given embeddings: each kernel's candidate
+   * lists, kept for `select`, which computes their similarities straight into the chunked kernel.
+   */
   async search(state: ThreadState, _input: Record<string, never>): Result<{ nnz: number; searches: SearchFacts[] }> {
     const { planned, spec } = ready(state);
     const meter = new PhaseMeter("candidates", state.progress);
-    const kernel = new PhaseMeter("kernel", state.progress);
     const searches: SearchFacts[] = [];
-    state.kernels = await seKernels(spec, planned, {
-      onProgress: meter.searchProgress(),
-      onKernelProgress: (done, total) => kernel.tick("similarities", done, total, "rows"),
-      onSearched: (f) => searches.push(f),
-    });
-    return { value: { nnz: state.kernels.main.rowIdx.length + (state.kernels.second?.rowIdx.length ?? 0), searches } };
+    const searched = await searchJobKernels(spec, planned, { onProgress: meter.searchProgress(), onSearched: (f) => searches.push(f) });
+    state.kernels = searched;
+    return { value: { nnz: searchedEntries(searched.main) + (searched.second ? searchedEntries(searched.second) : 0), searches } };
   },
 
   /** Tile messages to publish, with their authentication codes. */
@@ -128,32 +128,46 @@ export const THREAD_OPS = {
   },
 
   /**
-   * Assembles the kernels and prepares the objective, then by the choice rule (--select-shards,
-   * --select-memory) either selects here and builds the report (kept for `write`), or writes the
-   * scaled kernel into `shardedDir` in the chunked format and returns the plan of a distributed
-   * selection, which the coordinator runs on shard hosts and hands back to `selected`.
+   * Stages the job's kernels in the chunked format (utility kernels assembled out of core from the
+   * stored tiles) and, by the choice rule (--select-shards, --select-memory), either reads the main
+   * kernel once, selects here and builds the report (kept for `write`), or returns the plan of a
+   * distributed selection whose hosts read the staged main kernel (`shardedDir`) as it is; the
+   * coordinator runs it and hands the result back to `selected`. Staged files live in
+   * `shardedDir` and its `-second` sibling, which the coordinator removes however the task ends.
    */
   async select(state: ThreadState, input: { timings: JobTimings; tiles: { computed: number; reused: number }; shardedDir: string; autoShard: boolean }): Result<SelectionPlan> {
     const { planned, spec, storeDir } = ready(state);
     await holdHere(state, "selecting");
-    const prepared = await prepareJobSelection(spec, planned, (t) => readStoredTile(storeDir, t.id), input.timings, state.kernels);
-    state.kernels = null;
-    const choice = chooseJobSelection(prepared.kernels.main, spec.selection, input.autoShard);
+    const stagingStarted = performance.now();
+    // The search phase's kernels are handed over, not kept: once staged they are garbage.
+    const meter = new PhaseMeter("kernel", state.progress);
+    const staging = {
+      main: input.shardedDir,
+      second: `${input.shardedDir}-second`,
+      onProgress: (kernel: "main" | "second", step: "tiles" | "rows" | "chunks", done: number, total: number) =>
+        meter.tick(`${kernel === "main" ? "" : "second kernel: "}${STAGING_STEPS[step]}`, done, total, step),
+    };
+    const staged = await stageJobKernels(spec, planned, (t) => readStoredTile(storeDir, t.id), staging, takeKernels(state));
+    const stagingSeconds = (performance.now() - stagingStarted) / 1000;
+    const choice = chooseJobSelection(staged.main.index, spec.selection, input.autoShard);
+    const settings = jobSelectionSettings(spec, planned);
+    const central = choice.mode === "central";
+    const prepared = await prepareJobSelection(spec, planned, staged, input.timings, central || wantsLazyComparison(settings, staged.main.index.nnz), stagingSeconds);
     if (choice.mode === "central") {
-      state.selected = await reportJobSelection(spec, planned, prepared, runCentralSelection(prepared.kernels, prepared.settings, prepared.prepared), input.timings, input.tiles);
+      state.selected = await reportJobSelection(spec, planned, prepared, runCentralSelection({ main: prepared.main!, second: null }, prepared.settings, prepared.prepared), input.timings, input.tiles);
       return { value: { mode: "central", reason: choice.reason } };
     }
-    const plan = await writeShardedKernel(input.shardedDir, prepared.kernels.main, prepared.prepared.objective, choice, prepared.settings.k);
-    state.sharded = { prepared, timings: input.timings, tiles: input.tiles };
-    return { value: plan };
+    const valueOfAll = await objectiveValueOfAllChunked(staged.main.dir, settings.scaling, prepared.prepared.objective);
+    state.sharded = { prepared, valueOfAll, timings: input.timings, tiles: input.tiles };
+    return { value: shardedPlanOf(staged.main.index, prepared.prepared.objective, choice, settings.k, settings.scaling) };
   },
 
   /** The result of a distributed selection: builds the report (with central lazy greedy's f where affordable); kept for `write`. */
   async selected(state: ThreadState, input: { result: DistributedResult; seconds: number }): Result<{ ratioToLazy: number | null }> {
     const { planned, spec } = ready(state);
     if (!state.sharded) throw new Error(`job ${state.jobId}: no distributed selection was prepared`);
-    const { prepared, timings, tiles } = state.sharded;
-    const outcome = shardedOutcome(prepared.kernels, prepared.settings, prepared.prepared, input.result, input.seconds);
+    const { prepared, valueOfAll, timings, tiles } = state.sharded;
+    const outcome = shardedOutcome({ main: prepared.main }, prepared.settings, prepared.prepared, input.result, input.seconds, valueOfAll);
     state.selected = await reportJobSelection(spec, planned, prepared, outcome, timings, tiles);
     state.sharded = null;
     return { value: { ratioToLazy: state.selected.report.result.ratioToLazy } };
@@ -166,12 +180,20 @@ export const THREAD_OPS = {
     if (spec.kind === "kernel") summary = (await writeKernelJob(spec, planned, (t) => readStoredTile(storeDir, t.id), input.dir)).summary;
     else {
       if (!state.selected) throw new Error(`job ${state.jobId}: nothing selected to write`);
-      summary = (await writeSelectedJob(spec, planned, state.selected, input.dir)).summary;
+      summary = (await writeSelectedJob(spec, planned, state.selected, input.dir, (t) => readStoredTile(storeDir, t.id))).summary;
     }
     await holdHere(state, "writing");
     return { value: { summary } };
   },
 };
+
+const STAGING_STEPS = { tiles: "assembling from tiles", rows: "similarities", chunks: "writing chunks" } as const;
+
+function takeKernels(state: ThreadState): ThreadState["kernels"] {
+  const kernels = state.kernels;
+  state.kernels = null;
+  return kernels;
+}
 
 function ready(state: ThreadState): { planned: PlannedJob; spec: JobSpec; key: Uint8Array; storeDir: string } {
   if (!state.planned || !state.spec || !state.key || !state.storeDir) throw new Error(`job ${state.jobId} is not planned in this thread`);
