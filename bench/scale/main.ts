@@ -5,12 +5,15 @@
  *   read + tokenize (streamed, parallel, compact) vs loadDataset + prepareCorpus;
  *   given embeddings (.npy) load; candidate search: exact, cell probes, HNSW, recall@K against
  *   exact (K = 16 and 64); tile-plan memory at 10^6 x K = 16, compact vs TileSpec objects;
- *   tile-message bytes per pair in sparse mode today (the baseline for item 4's <= 64).
+ *   tile-message bytes per pair, sparse and dense: index-carrying messages plus the corpus
+ *   objects fetched once, against the self-contained format of before (item 4's <= 64).
  *
  *   node dist/bench/scale/main.js [--samples 100000 | --million] [--dim 384] [--dir DIR]
  *        [--only read,embeddings,search,plan,bytes] [--no-baseline] [--no-hnsw] [--no-exact]
  *   node dist/bench/scale/main.js --encoder 20000   (item 7b, bench/scale/encoder.ts: the SE
  *        kernel's embeddings on 2 cluster workers against raw onnxruntime on the same runs)
+ *   node dist/bench/scale/main.js --lm-sparse N [--neighbors 16]   (run c: the LM utility, sparse,
+ *        through a cluster on loopback; see lm-sparse.ts)
  *
  * The corpus and embeddings come from bench/scale/build-corpus.ts (deterministic; kept in DIR,
  * default /tmp/delift-scale-N-DIM, and reused when present). At 10^6 the exact search (hours
@@ -27,6 +30,7 @@ import { fmt, row } from "../common/stats.js";
 import { ROOT } from "../common/paths.js";
 import { buildScaleCorpus } from "./build-corpus.js";
 import { encoderBench } from "./encoder.js";
+import { runLmSparse } from "./lm-sparse.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -41,6 +45,8 @@ const { values: flags } = parseArgs({
     "no-exact": { type: "boolean", default: false },
     "plan-samples": { type: "string", default: "1000000" },
     encoder: { type: "string" },
+    "lm-sparse": { type: "string" },
+    neighbors: { type: "string", default: "16" },
   },
 });
 const samples = Number(flags.samples ?? (flags.million ? 1_000_000 : 100_000));
@@ -83,6 +89,14 @@ async function main(): Promise<void> {
     const encDir = flags.dir ?? `/tmp/delift-scale-encoder-${n}`;
     if (!existsSync(join(encDir, "data.jsonl"))) await buildScaleCorpus({ samples: n, out: encDir, embeddings: "none" });
     console.log(JSON.stringify({ bench: "scale-encoder", ...(await encoderBench(join(encDir, "data.jsonl"), n)) }));
+    return;
+  }
+  if (flags["lm-sparse"] !== undefined) {
+    // Run (c): the LM utility in sparse mode through the cluster, on a corpus of its own size.
+    const n = Number(flags["lm-sparse"]);
+    const k = Number(flags.neighbors);
+    const r = await runLmSparse({ samples: n, k, dir: flags.dir ?? `/tmp/delift-scale-lm-${n}` });
+    console.log(JSON.stringify({ bench: "scale", run: "lm-sparse", ...r }));
     return;
   }
   const summary: Record<string, unknown> = { bench: "scale", samples, dim, loadAtStart: loadavg()[0] };
@@ -184,7 +198,18 @@ async function main(): Promise<void> {
 
   if (only.has("bytes") && existsSync(join(dir, "corpus.bin")) && existsSync(join(dir, "cells-16.u32"))) {
     const b = phase("bytes", { k: 16 });
-    row("sparse tile messages today, K = 16", `${fmt(Number(b.bytesPerPair), 0)} bytes per pair (pair tiles alone ${fmt(Number(b.pairBytesPerPair), 0)}; ${fmt(Number(b.pairsPerTile), 0)} pairs a tile; target <= 64)`);
+    type Side = { pairs: number; pairsPerTile: number; indexedBytesPerPair: number; selfContainedBytesPerPair: number; corpusBytes?: number; samples?: number };
+    const sparse = b.sparse as Side;
+    const dense = b.dense as Side;
+    const corpus = b.corpus as { bytes: number; rawBytes: number; chunks: number; tokenBytes: number; seconds: number };
+    console.log("tile-message bytes per pair (index-carrying messages vs the self-contained format of before, same tiles):");
+    row("sparse K = 16: tile messages", `${fmt(sparse.indexedBytesPerPair, 2)} bytes per pair (self-contained before: ${fmt(sparse.selfContainedBytesPerPair, 0)}; ${fmt(sparse.pairsPerTile, 0)} pairs a tile; target <= 64)`);
+    row("  + corpus objects once per worker, amortised", `${fmt(sparse.indexedBytesPerPair + corpus.bytes / sparse.pairs, 2)} bytes per pair with 1 worker, ${fmt(sparse.indexedBytesPerPair + (8 * corpus.bytes) / sparse.pairs, 2)} with 8 (corpus ${mib(corpus.bytes)} in ${corpus.chunks} Brotli chunks, ${mib(corpus.rawBytes)} expanded, ${corpus.tokenBytes} B a token, written in ${fmt(corpus.seconds, 1)} s)`);
+    row("  ratio before / now (messages)", fmt(sparse.selfContainedBytesPerPair / sparse.indexedBytesPerPair, 1));
+    row(`dense, first ${dense.samples} samples: tile messages`, `${fmt(dense.indexedBytesPerPair, 3)} bytes per pair (self-contained before: ${fmt(dense.selfContainedBytesPerPair, 1)}); + corpus once ${fmt(dense.indexedBytesPerPair + dense.corpusBytes! / dense.pairs, 3)}; target <= 130`);
+    for (const w of b.worker as { maxBytes: number; tiles: number; pairs: number; secondsPerTile: number; fetches: number; fetchedBytes: number; peakBytes: number; evictions: number; fetchedBytesPerPair: number }[]) {
+      row(`worker corpus cache, bound ${mib(w.maxBytes)}: ${w.tiles} random sparse tiles`, `peak held ${mib(w.peakBytes)}, ${w.fetches} fetches (${mib(w.fetchedBytes)}, ${fmt(w.fetchedBytesPerPair, 0)} bytes per pair), ${w.evictions} evictions, ${fmt(1000 * w.secondsPerTile, 1)} ms to resolve a tile`);
+    }
     summary.bytes = b;
   }
   console.log(JSON.stringify(summary));

@@ -14,6 +14,7 @@ import {
   exactSearch,
   hnswSearch,
   loadDataset,
+  LocalBlobStore,
   loadTokenizer,
   matrixBytes,
   prepareCorpus,
@@ -22,15 +23,20 @@ import {
   readEmbeddings,
   readRecordsAt,
   tokenizePrompts,
+  widenTokens,
   writeCorpusFile,
+  type CorpusRef,
   type EmbeddingMatrix,
   type SearchLists,
   type TokenizedCorpus,
 } from "../../common/src/mod.js";
 import { Xoshiro128 } from "../../common/src/selection/prng.js";
-import { compactSparsePlan, type CandidateTable } from "../../coordinator/src/plan/compact-plan.js";
+import { compactDensePlan, compactSparsePlan, type CandidateTable, type CompactPlan } from "../../coordinator/src/plan/compact-plan.js";
+import { publishCorpusObjects, writeCorpusObjects } from "../../coordinator/src/store/corpus-objects.js";
+import { CorpusCache } from "../../worker/src/mod.js";
+import { encodeSelfContainedTile } from "./self-contained-tiles.js";
 import { planSparseKernel } from "../../coordinator/src/plan/plan-tiles.js";
-import { tileWork } from "../../coordinator/src/plan/tile-work.js";
+import { indexedTileWork, tileWork } from "../../coordinator/src/plan/tile-work.js";
 import { tilePairCount, type TileSpec } from "../../coordinator/src/plan/tile-spec.js";
 import { ROOT } from "../common/paths.js";
 
@@ -176,7 +182,12 @@ const phases: Record<string, (a: Args) => Promise<Record<string, unknown>>> = {
     return planPhase(a, true);
   },
 
-  /** Tile-message bytes per pair in sparse mode today (msgpack tiles carrying token ids). */
+  /**
+   * Tile-message bytes per pair (issue 8 item 4), sparse K = a.k over the whole corpus and dense on
+   * its first 2,000 samples: index-carrying messages (today) plus the corpus objects a worker
+   * fetches once, against the self-contained format of before (token ids in every message), on the
+   * same sampled tiles.
+   */
   async bytes(a) {
     const { corpus } = await readCorpusFile(join(a.dir, "corpus.bin"));
     const k = a.k!;
@@ -188,33 +199,67 @@ const phases: Record<string, (a: Args) => Promise<Record<string, unknown>>> = {
     const keys = new Uint8Array(n * 16);
     for (let i = 0; i < keys.length; i++) keys[i] = (i * 2654435761) >>> 24;
     const counts = Uint32Array.from({ length: n }, (_, i) => corpus.offsets[2 * i + 2] - corpus.offsets[2 * i]);
-    const plan = compactSparsePlan({ settingsKey: "bench", sampleKeys: keys, targets: all, examples: all, candidates: table, sampleTokenCounts: counts, maxTileTokens: 200_000 });
-    const asTokens = corpus as unknown as TokenizedCorpus;
-    const rng = new Xoshiro128(5);
-    let pairTiles = 0;
-    let baselineTiles = 0;
-    for (let t = 0; t < plan.count; t++) (plan.tile(t).kind === "pairs" ? pairTiles++ : baselineTiles++);
-    const measure = (kind: TileSpec["kind"], want: number) => {
-      let bytes = 0;
-      let values = 0;
-      let tiles = 0;
-      const total = kind === "pairs" ? pairTiles : baselineTiles;
-      const first = kind === "pairs" ? baselineTiles : 0;
-      for (let s = 0; s < Math.min(want, total); s++) {
-        const tile = plan.tile(first + rng.nextBelow(total));
-        bytes += encodeTileMessage({ jobId: "bench-job", tileId: tile.id, work: tileWork(tile, asTokens) }).length;
-        values += tilePairCount(tile);
-        tiles++;
+    const request = { settingsKey: "bench", sampleKeys: keys, sampleTokenCounts: counts, maxTileTokens: 200_000 };
+    const asTokens = widenTokens(corpus);
+    const t0 = performance.now();
+    const objects = await writeCorpusObjects(asTokens, join(a.dir, "corpora"));
+    const corpusSeconds = seconds(t0);
+    const sparse = measurePlan(compactSparsePlan({ ...request, targets: all, examples: all, candidates: table }), asTokens, objects.ref, 150, 40);
+    const denseN = Math.min(n, 2000);
+    const head = all.subarray(0, denseN);
+    const dense = measurePlan(compactDensePlan({ ...request, targets: head, examples: head }), asTokens, objects.ref, 150, 40);
+    const headObjects = await writeCorpusObjects({ count: denseN, ids: asTokens.ids.subarray(0, asTokens.offsets[2 * denseN]), offsets: asTokens.offsets.subarray(0, 2 * denseN + 1) }, join(a.dir, "corpora-head"));
+    // The worker's side: sampled sparse tiles resolved through the corpus cache, at the default bound and at a small one.
+    const blobs = new LocalBlobStore();
+    await publishCorpusObjects(objects.files, blobs);
+    const worker: Record<string, unknown>[] = [];
+    for (const maxBytes of [768 * 2 ** 20, 32 * 2 ** 20]) {
+      const cache = new CorpusCache(blobs, join(a.dir, "corpus-fetch"), { maxBytes });
+      const plan = compactSparsePlan({ ...request, targets: all, examples: all, candidates: table });
+      const rng = new Xoshiro128(6);
+      let pairs = 0;
+      const t1 = performance.now();
+      // Fewer at the small bound: every tile there fetches most of its chunks again.
+      const tiles = maxBytes > objects.rawBytes ? 300 : 60;
+      for (let s = 0; s < tiles; s++) {
+        const tile = plan.tile(rng.nextBelow(plan.count));
+        pairs += tilePairCount(tile);
+        await cache.resolve("bench", objects.ref, indexedTileWork(tile));
       }
-      return { bytesPerTile: bytes / tiles, valuesPerTile: values / tiles, total };
-    };
-    const pairs = measure("pairs", 150);
-    const base = measure("baseline", 40);
-    const totalPairs = plan.values - n;
-    const totalBytes = pairs.bytesPerTile * pairs.total + base.bytesPerTile * base.total;
-    return { pairTiles, baselineTiles, pairs: totalPairs, pairBytesPerPair: pairs.bytesPerTile / pairs.valuesPerTile, bytesPerPair: totalBytes / totalPairs, pairsPerTile: pairs.valuesPerTile, peakRss: peakRss() };
+      worker.push({ maxBytes, tiles, pairs, secondsPerTile: seconds(t1) / tiles, ...cache.stats, fetchedBytesPerPair: cache.stats.fetchedBytes / pairs });
+    }
+    return { sparse, dense: { ...dense, samples: denseN, corpusBytes: headObjects.bytes }, corpus: { bytes: objects.bytes, rawBytes: objects.rawBytes, chunks: objects.chunks, tokenBytes: objects.tokenBytes, seconds: corpusSeconds }, worker, peakRss: peakRss() };
   },
 };
+
+/** Bytes of sampled tiles of a plan in both formats, scaled to the whole plan. */
+function measurePlan(plan: CompactPlan, corpus: TokenizedCorpus, ref: CorpusRef, pairSample: number, baselineSample: number) {
+  const rng = new Xoshiro128(5);
+  let pairTiles = 0;
+  let baselineTiles = 0;
+  for (let t = 0; t < plan.count; t++) (plan.tile(t).kind === "pairs" ? pairTiles++ : baselineTiles++);
+  const measure = (kind: TileSpec["kind"], want: number) => {
+    let indexed = 0;
+    let selfContained = 0;
+    let values = 0;
+    let tiles = 0;
+    const total = kind === "pairs" ? pairTiles : baselineTiles;
+    const first = kind === "pairs" ? baselineTiles : 0;
+    for (let s = 0; s < Math.min(want, total); s++) {
+      const tile = plan.tile(first + rng.nextBelow(total));
+      indexed += encodeTileMessage({ jobId: "bench-job", tileId: tile.id, corpus: ref, work: indexedTileWork(tile) }).length;
+      selfContained += encodeSelfContainedTile("bench-job", tile.id, tileWork(tile, corpus)).length;
+      values += tilePairCount(tile);
+      tiles++;
+    }
+    return { indexedPerTile: indexed / tiles, selfContainedPerTile: selfContained / tiles, valuesPerTile: values / tiles, total };
+  };
+  const pairs = measure("pairs", pairSample);
+  const base = measure("baseline", baselineSample);
+  const totalPairs = pairs.valuesPerTile * pairs.total;
+  const perPair = (which: "indexedPerTile" | "selfContainedPerTile") => (pairs[which] * pairs.total + base[which] * base.total) / totalPairs;
+  return { pairTiles, baselineTiles, pairs: totalPairs, pairsPerTile: pairs.valuesPerTile, indexedBytesPerPair: perPair("indexedPerTile"), selfContainedBytesPerPair: perPair("selfContainedPerTile"), indexedPairTileBytesPerPair: pairs.indexedPerTile / pairs.valuesPerTile };
+}
 
 async function planPhase(a: Args, compact: boolean): Promise<Record<string, unknown>> {
   const n = a.samples;

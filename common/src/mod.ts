@@ -84,8 +84,23 @@ export { MAX_DENSE_ENTRIES, denseSimilarityKernel, sparseSimilarityKernel } from
 export type { SimilarityTable } from "./candidates/similarity-kernel.js";
 
 // tiles
-export { tileValueCount } from "./tiles/types.js";
-export type { BaselineTileWork, BatchLimits, PairTileWork, TileOutput, TileWork } from "./tiles/types.js";
+export { resolveTileWork, tileValueCount } from "./tiles/types.js";
+export type { BaselineTileWork, BatchLimits, IndexedTileWork, PairTileWork, TileOutput, TileWork } from "./tiles/types.js";
+export {
+  chunkIndexOf,
+  chunkRanges,
+  CORPUS_MANIFEST_FORMAT,
+  CorpusIntegrityError,
+  corpusObjectName,
+  decodeCorpusChunk,
+  decodeCorpusManifest,
+  DEFAULT_CHUNK_BYTES,
+  encodeCorpusChunk,
+  encodeCorpusManifest,
+  isCorpusIntegrityError,
+  tokenWidth,
+} from "./tiles/corpus-chunks.js";
+export type { ChunkEntry as CorpusChunkEntry, CorpusChunk, CorpusManifest, CorpusRef } from "./tiles/corpus-chunks.js";
 export { planBatches } from "./tiles/batching.js";
 export { decodeTileMessage, decodeWorkMessage, encodeTileMessage, sameMac, TILE_KEY_BYTES, tileMac, verifyTileMac } from "./tiles/codec.js";
 export type { EmbedTileMessage, SearchTileMessage, TileMessage, WorkMessage } from "./tiles/codec.js";

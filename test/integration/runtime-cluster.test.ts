@@ -115,11 +115,12 @@ Cluster("workers with least NATS permissions (cannot publish tiles): forged, alt
     };
     for (let k = 0; k < 5; k++) await publish(new TextEncoder().encode(`garbage ${k}`), tileId, "ab".repeat(32));
     const msg = decodeTileMessage(real.data);
-    const forged = encodeTileMessage({ ...msg, work: { ...msg.work, samples: { ...msg.work.samples, ids: msg.work.samples.ids.map((x) => (x * 7 + 3) % 4096) } } as typeof msg.work });
+    // Other samples of the same corpus: the forged copy (a made-up code), the altered one (the real code).
+    const nextSample = (i: number) => (i + 1) % msg.corpus.count;
+    const shifted = (): typeof msg.work => (msg.work.kind === "baseline" ? { kind: "baseline", targets: msg.work.targets.map(nextSample) } : { kind: "pairs", columns: msg.work.columns.map((c) => ({ example: nextSample(c.example), rows: c.rows })) });
+    const forged = encodeTileMessage({ ...msg, work: shifted() });
     await publish(forged, tileId, "cd".repeat(32));
-    const ids = Int32Array.from(msg.work.samples.ids);
-    ids[0] ^= 1;
-    const altered = encodeTileMessage({ ...msg, work: { ...msg.work, samples: { ...msg.work.samples, ids } } as typeof msg.work });
+    const altered = encodeTileMessage({ ...msg, work: shifted() });
     await publish(altered, tileId, real.header!.get("Delift-Mac"));
     await publish(other.data, other.header!.get("Delift-Tile"), other.header!.get("Delift-Mac"));
 

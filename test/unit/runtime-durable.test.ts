@@ -4,7 +4,7 @@ import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { LocalBlobStore, MemoryKeyValue, MemoryTileQueue, modelBlobName, openBundle, silentLogger } from "../../common/src/mod.js";
 import { Coordinator, readStory, replayStory, TileStore } from "../../coordinator/src/mod.js";
-import { ModelCache } from "../../worker/src/mod.js";
+import { CorpusCache, ModelCache } from "../../worker/src/mod.js";
 import { runEmbeddedJob } from "../../cli/src/embedded/run-embedded-job.js";
 import { ROOT, TINY_MODEL } from "../helpers/paths.js";
 import { execFileSync } from "node:child_process";
@@ -73,7 +73,7 @@ Durable("a coordinator restarted mid-job resumes it; the story spans both sessio
   const { WorkerLoop } = await import("../../worker/src/mod.js");
   const { DirectResultSender } = await import("../../cli/src/embedded/direct-sender.js");
   const models = new ModelCache(blobs, join(SCRATCH, "resume-models"), { device: "cpu", threads: 1 });
-  const w = new WorkerLoop({ workerId: "w2", source: queue, jobsKv, workersKv: null, models, sender: new DirectResultSender(c, "w2"), concurrency: 1, device: "cpu", log: silentLogger(), pollMs: 50, drainMs: 0 });
+  const w = new WorkerLoop({ workerId: "w2", source: queue, jobsKv, workersKv: null, models, corpora: new CorpusCache(blobs, join(SCRATCH, "resume-corpora")), sender: new DirectResultSender(c, "w2"), concurrency: 1, device: "cpu", log: silentLogger(), pollMs: 50, drainMs: 0 });
   w.start();
   try {
     await c.whenSettled(jobId);

@@ -209,7 +209,8 @@ Faults("forged, altered and cross-job messages are dropped by the worker; a resu
             const fake = (n: number) => Uint8Array.from({ length: 32 }, (_, k) => (k * 7 + n) & 255);
             // Garbage with the real tile's header, a forged copy with other samples, an altered copy, another job's message.
             await q.publish(j, t, new TextEncoder().encode("definitely not msgpack"), m);
-            const forged = encodeTileMessage({ ...real, work: { ...real.work, samples: { ...real.work.samples, ids: real.work.samples.ids.map((x) => (x + 1) % 4096) } } as typeof real.work });
+            const nextSample = (i: number) => (i + 1) % real.corpus.count;
+            const forged = encodeTileMessage({ ...real, work: real.work.kind === "baseline" ? { kind: "baseline", targets: real.work.targets.map(nextSample) } : { kind: "pairs", columns: real.work.columns.map((c) => ({ example: nextSample(c.example), rows: c.rows })) } });
             await q.publish(j, t, forged, tileMac(fake(1), j, t, forged));
             const altered = Uint8Array.from(d);
             altered[altered.length - 5] ^= 1;

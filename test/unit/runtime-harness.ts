@@ -5,9 +5,9 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { LocalBlobStore, MemoryKeyValue, MemoryTileQueue, silentLogger, type Logger, type TileQueue } from "../../common/src/mod.js";
+import { type BlobStore, LocalBlobStore, MemoryKeyValue, MemoryTileQueue, silentLogger, type Logger, type TileQueue } from "../../common/src/mod.js";
 import { Coordinator, parseJobSpec, TERMINAL_JOB_STATES, TileStore, type JobSpec, type JobState, type StoryEntry } from "../../coordinator/src/mod.js";
-import { ModelCache, WorkerLoop, type ResultSender } from "../../worker/src/mod.js";
+import { CorpusCache, ModelCache, WorkerLoop, type ResultSender } from "../../worker/src/mod.js";
 import { DirectResultSender } from "../../cli/src/embedded/direct-sender.js";
 import { FIXTURES, TINY_MODEL, tempDir } from "../helpers/paths.js";
 
@@ -17,6 +17,8 @@ export type WorkerSetup = {
   /** Replaces the model cache (a sick worker, say). */
   models?: (real: ModelCache) => ModelCache;
   maxHealthFailures?: number;
+  /** What this worker's corpus cache fetches from (a store serving forged objects, say). */
+  corpusBlobs?: (real: LocalBlobStore) => BlobStore;
 };
 
 export type HarnessOptions = {
@@ -123,6 +125,7 @@ export async function startHarness(o: HarnessOptions = {}): Promise<Harness> {
       jobsKv,
       workersKv: null,
       models: w.models ? w.models(real) : real,
+      corpora: new CorpusCache(w.corpusBlobs ? w.corpusBlobs(blobs) : blobs, join(dir, `corpora-${w.id}`)),
       sender: w.wrapSender ? w.wrapSender(direct, coordinator) : direct,
       concurrency: 1,
       device: "cpu",

@@ -3,36 +3,18 @@ import * as assert from "uvu/assert";
 import fc from "fast-check";
 import { Packr } from "msgpackr";
 import { ProtocolError } from "../../common/src/errors.js";
-import { packPieces } from "../../common/src/data/tokenized-corpus.js";
 import { decodeTileMessage, encodeTileMessage, type TileMessage } from "../../common/src/tiles/codec.js";
+import { encodeDeltas, encodeVarints } from "../../common/src/tiles/varint.js";
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 const TILE = "ab".repeat(32);
+const CORPUS = { digest: "cd".repeat(32), count: 3 };
 
-/** Three samples: x/y token ids. */
-const corpus = () =>
-  packPieces(
-    [
-      [5, 6, 7],
-      [8, 9],
-      [10],
-      [11, 12, 13, 14],
-      [],
-      [15],
-    ],
-    11,
-  );
-
-const baseline = (): TileMessage => ({ jobId: "job_1-x", tileId: TILE, work: { kind: "baseline", samples: corpus(), targets: Uint32Array.from([2, 0, 1]) } });
+const baseline = (): TileMessage => ({ jobId: "job_1-x", tileId: TILE, corpus: CORPUS, work: { kind: "baseline", targets: Uint32Array.from([2, 0, 1]) } });
 
 const pairs = (): TileMessage => {
   const rows = Uint32Array.from([0, 2]);
-  return { jobId: "j2", tileId: "0f".repeat(32), work: { kind: "pairs", samples: corpus(), columns: [{ example: 1, rows }, { example: 2, rows: Uint32Array.from([0, 2]) }] } };
-};
-
-const le32 = (values: number[], signed = false) => {
-  const a = signed ? Int32Array.from(values) : Uint32Array.from(values);
-  return new Uint8Array(a.buffer);
+  return { jobId: "j2", tileId: "0f".repeat(32), corpus: CORPUS, work: { kind: "pairs", columns: [{ example: 1, rows }, { example: 2, rows: Uint32Array.from([0, 2]) }] } };
 };
 
 /** A valid raw body (what encodeTileMessage packs) to break one field at a time. */
@@ -58,21 +40,18 @@ const mutated = (change: (b: Record<string, unknown>) => void) => {
   return packr.pack(b);
 };
 
-test("baseline tile: encode/decode round trip", () => {
+test("baseline tile: encode/decode round trip, with its corpus reference", () => {
   const m = baseline();
   const back = decodeTileMessage(encodeTileMessage(m));
   assert.is(back.jobId, m.jobId);
   assert.is(back.tileId, m.tileId);
+  assert.equal(back.corpus, CORPUS);
   assert.is(back.work.kind, "baseline");
-  if (back.work.kind !== "baseline" || m.work.kind !== "baseline") return;
+  if (back.work.kind !== "baseline") return;
   assert.equal([...back.work.targets], [2, 0, 1]);
-  assert.is(back.work.samples.count, 3);
-  assert.equal([...back.work.samples.ids], [...m.work.samples.ids]);
-  assert.equal([...back.work.samples.offsets], [...m.work.samples.offsets]);
-  assert.instance(back.work.samples.ids, Int32Array);
 });
 
-test("pairs tile: encode/decode round trip, every column keeps its rows", () => {
+test("pairs tile: encode/decode round trip, every column keeps its rows (a block shares one row list)", () => {
   const m = pairs();
   const back = decodeTileMessage(encodeTileMessage(m));
   assert.is(back.work.kind, "pairs");
@@ -84,44 +63,35 @@ test("pairs tile: encode/decode round trip, every column keeps its rows", () => 
       [2, [0, 2]],
     ],
   );
-  assert.equal([...back.work.samples.ids], [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
-  assert.equal([...back.work.samples.offsets], [0, 3, 5, 6, 10, 10, 11]);
+  assert.ok(back.work.columns[0].rows === back.work.columns[1].rows, "a block decodes to one shared row list");
 });
 
-test("round trip of random valid tiles (fast-check)", () => {
-  const arb = fc
-    .array(fc.tuple(fc.array(fc.integer({ min: 0, max: 2 ** 31 - 1 }), { maxLength: 6 }), fc.array(fc.integer({ min: 0, max: 2 ** 31 - 1 }), { maxLength: 6 })), {
-      minLength: 1,
-      maxLength: 8,
-    })
-    .chain((samples) =>
-      fc.record({
-        samples: fc.constant(samples),
-        kind: fc.constantFrom("baseline", "pairs"),
-        a: fc.array(fc.nat({ max: samples.length - 1 }), { minLength: 1, maxLength: 6 }),
-        b: fc.array(fc.nat({ max: samples.length - 1 }), { minLength: 1, maxLength: 6 }),
-        job: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/),
-        tile: fc.stringMatching(/^[0-9a-f]{64}$/),
-      }),
-    );
+test("round trip of random valid tiles, any indices below 2^32 (fast-check)", () => {
+  const index = fc.oneof(fc.nat({ max: 20 }), fc.integer({ min: 0, max: 2 ** 32 - 2 }));
+  const arb = fc.record({
+    kind: fc.constantFrom("baseline", "pairs", "sparse"),
+    a: fc.array(index, { minLength: 1, maxLength: 6 }),
+    rows: fc.array(fc.array(index, { minLength: 1, maxLength: 6 }), { minLength: 6, maxLength: 6 }),
+    job: fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/),
+    tile: fc.stringMatching(/^[0-9a-f]{64}$/),
+    digest: fc.stringMatching(/^[0-9a-f]{64}$/),
+  });
   fc.assert(
     fc.property(arb, (r) => {
-      const pieces = r.samples.flatMap(([x, y]) => [x, y]);
-      const c = packPieces(pieces, pieces.reduce((s, p) => s + p.length, 0));
-      const rows = Uint32Array.from(r.b);
+      const corpus = { digest: r.digest, count: 2 ** 32 - 1 };
+      const shared = Uint32Array.from(r.rows[0]);
       const m: TileMessage =
         r.kind === "baseline"
-          ? { jobId: r.job, tileId: r.tile, work: { kind: "baseline", samples: c, targets: Uint32Array.from(r.a) } }
-          : { jobId: r.job, tileId: r.tile, work: { kind: "pairs", samples: c, columns: r.a.map((example) => ({ example, rows })) } };
+          ? { jobId: r.job, tileId: r.tile, corpus, work: { kind: "baseline", targets: Uint32Array.from(r.a) } }
+          : { jobId: r.job, tileId: r.tile, corpus, work: { kind: "pairs", columns: r.a.map((example, k) => ({ example, rows: r.kind === "pairs" ? shared : Uint32Array.from(r.rows[k]) })) } };
       const back = decodeTileMessage(encodeTileMessage(m));
       assert.is(back.jobId, r.job);
       assert.is(back.tileId, r.tile);
-      assert.equal([...back.work.samples.ids], [...c.ids]);
-      assert.equal([...back.work.samples.offsets], [...c.offsets]);
+      assert.equal(back.corpus, corpus);
       if (back.work.kind === "baseline") assert.equal([...back.work.targets], r.a);
-      else assert.equal(back.work.columns.map((col) => [col.example, [...col.rows]]), r.a.map((e) => [e, r.b]));
+      else if (m.work.kind === "pairs") assert.equal(back.work.columns.map((col) => [col.example, [...col.rows]]), m.work.columns.map((col) => [col.example, [...col.rows]]));
     }),
-    { numRuns: 200 },
+    { numRuns: 300 },
   );
 });
 
@@ -136,12 +106,22 @@ test("pair tiles whose columns score different rows (sparse mode) keep them thro
 });
 
 test("every malformed variant is a ProtocolError naming the problem", () => {
+  const sparse = (): Record<string, unknown> => {
+    const m = pairs();
+    if (m.work.kind === "pairs") m.work.columns[1].rows = Uint32Array.from([1]);
+    return packr.unpack(encodeTileMessage(m)) as Record<string, unknown>;
+  };
+  const sparseWith = (change: (b: Record<string, unknown>) => void) => {
+    const b = sparse();
+    change(b);
+    return packr.pack(b);
+  };
   const cases: [string, Uint8Array, RegExp | string][] = [
     ["not msgpack (truncated map)", Uint8Array.from([0x85, 0xa1]), /not msgpack/],
     ["empty buffer", new Uint8Array(0), /not msgpack/],
     ["a number, not a map", packr.pack(7), /not a map/],
     ["null", packr.pack(null), /not a map/],
-    ["wrong version", mutated((b) => (b.v = 2)), /version 2/],
+    ["the self-contained version 1", mutated((b) => (b.v = 1)), /version 1, expected 2/],
     ["missing version", mutated((b) => delete b.v), /version/],
     ["job id with a slash", mutated((b) => (b.job = "a/b")), /bad job id/],
     ["empty job id", mutated((b) => (b.job = "")), /bad job id/],
@@ -149,22 +129,29 @@ test("every malformed variant is a ProtocolError naming the problem", () => {
     ["job id not a string", mutated((b) => (b.job = 12)), /bad job id/],
     ["tile id upper-case", mutated((b) => (b.tile = "AB".repeat(32))), /bad tile id/],
     ["tile id short", mutated((b) => (b.tile = "ab".repeat(31))), /bad tile id/],
-    ["ids as an array, not binary", mutated((b) => (b.ids = [1, 2, 3])), /ids must be binary/],
-    ["ids as a string", mutated((b) => (b.ids = "abcd")), /ids must be binary/],
-    ["offsets missing", mutated((b) => delete b.offsets), /offsets must be binary/],
-    ["ids length not a multiple of 4", mutated((b) => (b.ids = new Uint8Array(6))), /ids length is not a multiple of 4/],
-    ["offsets length not a multiple of 4", mutated((b) => (b.offsets = new Uint8Array(3))), /offsets length is not a multiple of 4/],
-    ["offsets of even length", mutated((b) => (b.offsets = le32([0, 3, 5, 6, 10, 11]))), /2n\+1/],
-    ["offsets not starting at 0", mutated((b) => (b.offsets = le32([1, 3, 5, 6, 10, 10, 11]))), /do not span/],
-    ["offsets not ending at the id count", mutated((b) => (b.offsets = le32([0, 3, 5, 6, 10, 10, 9]))), /do not span/],
-    ["decreasing offsets", mutated((b) => (b.offsets = le32([0, 5, 3, 6, 10, 10, 11]))), /offsets decrease/],
-    ["negative token id", mutated((b) => (b.ids = le32([5, 6, 7, 8, 9, -10, 11, 12, 13, 14, 15], true))), /negative token id/],
-    ["column out of range", mutated((b) => (b.columns = le32([1, 3]))), /column index 3 out of range/],
-    ["row out of range", mutated((b) => (b.rows = le32([0, 7]))), /row index 7 out of range/],
+    ["corpus digest missing", mutated((b) => delete b.corpus), /bad corpus digest/],
+    ["corpus digest short", mutated((b) => (b.corpus = "cd".repeat(31))), /bad corpus digest/],
+    ["corpus digest as bytes", mutated((b) => (b.corpus = new Uint8Array(32))), /bad corpus digest/],
+    ["sample count missing", mutated((b) => delete b.n), /bad sample count/],
+    ["sample count zero", mutated((b) => (b.n = 0)), /bad sample count 0/],
+    ["sample count fractional", mutated((b) => (b.n = 2.5)), /bad sample count/],
+    ["sample count too large", mutated((b) => (b.n = 2 ** 32)), /bad sample count/],
+    ["columns as an array, not binary", mutated((b) => (b.columns = [1, 2])), /columns must be binary/],
+    ["rows as a string", mutated((b) => (b.rows = "abcd")), /rows must be binary/],
+    ["rows missing", mutated((b) => delete b.rows), /rows must be binary/],
+    ["rows end inside a varint", mutated((b) => (b.rows = Uint8Array.from([0x80]))), /ends inside a varint/],
+    ["a varint too long", mutated((b) => (b.rows = Uint8Array.from([0x81, 0x81, 0x81, 0x81, 0x81, 0x01]))), /too (long|large)/],
+    ["a delta below zero", mutated((b) => (b.rows = encodeVarints([3]))), /out of the u32 range/],
+    ["column out of range", mutated((b) => (b.columns = encodeDeltas([1, 3]))), /column index 3 out of range/],
+    ["row out of range", mutated((b) => (b.rows = encodeDeltas([0, 7]))), /row index 7 out of range/],
+    ["an index out of range of a smaller corpus", mutated((b) => (b.n = 2)), /column index 2 out of range \(2 samples\)/],
     ["no columns", mutated((b) => (b.columns = new Uint8Array(0))), /empty tile/],
     ["no rows", mutated((b) => (b.rows = new Uint8Array(0))), /empty tile/],
-    ["rows missing", mutated((b) => delete b.rows), /rows must be binary/],
+    ["sparse: lengths not binary", sparseWith((b) => (b.lengths = [2, 1])), /lengths must be binary/],
+    ["sparse: one length missing", sparseWith((b) => (b.lengths = encodeVarints([3]))), /one count per column/],
+    ["sparse: lengths do not add up", sparseWith((b) => (b.lengths = encodeVarints([1, 1]))), /add up to 2, the rows hold 3/],
     ["unknown kind", mutated((b) => (b.kind = "triples")), /unknown kind "triples"/],
+    ["kind from the prototype", mutated((b) => (b.kind = "toString")), /unknown kind "toString"/],
     ["no kind", mutated((b) => delete b.kind), /unknown kind/],
   ];
   // Baseline variants.
@@ -176,13 +163,14 @@ test("every malformed variant is a ProtocolError naming the problem", () => {
   };
   cases.push(
     ["baseline without targets", baseWith((b) => (b.targets = new Uint8Array(0))), /no targets/],
-    ["baseline target out of range", baseWith((b) => (b.targets = le32([0, 3]))), /target index 3 out of range/],
+    ["baseline target out of range", baseWith((b) => (b.targets = encodeDeltas([0, 3]))), /target index 3 out of range/],
     ["baseline targets not binary", baseWith((b) => (b.targets = [0])), /targets must be binary/],
   );
   for (const [what, data, pattern] of cases) expectProtocolError(data, pattern, what);
   // The valid bodies really decode: the failures above come from the one field changed.
   decodeTileMessage(packr.pack(body()));
   decodeTileMessage(packr.pack(base));
+  decodeTileMessage(packr.pack(sparse()));
 });
 
 test("random byte strings never throw anything but ProtocolError", () => {
@@ -211,15 +199,16 @@ test("random msgpack objects around the tile fields never throw anything but Pro
   );
   const field = (valid: unknown) => fc.oneof(fc.constant(valid), anyValue, fc.constant(undefined));
   const arb = fc.record({
-    v: field(1),
+    v: field(2),
     job: field("job1"),
     tile: field(TILE),
     kind: fc.oneof(fc.constant("pairs"), fc.constant("baseline"), anyValue, fc.constant(undefined)),
-    ids: field(le32([5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15], true)),
-    offsets: field(le32([0, 3, 5, 6, 10, 10, 11])),
-    columns: field(le32([1, 2])),
-    rows: field(le32([0, 2])),
-    targets: field(le32([0])),
+    corpus: field("cd".repeat(32)),
+    n: field(3),
+    columns: field(encodeDeltas([1, 2])),
+    rows: field(encodeDeltas([0, 2, 1])),
+    lengths: field(encodeVarints([2, 1])),
+    targets: field(encodeDeltas([0])),
     extra: anyValue,
   });
   fc.assert(

@@ -1,13 +1,13 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { packPieces } from "../../common/src/mod.js";
+import { packPieces, resolveTileWork, sampleTokens } from "../../common/src/mod.js";
 import { nearestNeighbours } from "../../common/src/onnx/knn.js";
 import { decodeTileMessage, encodeTileMessage } from "../../common/src/tiles/codec.js";
 import { planSparseKernel } from "../../coordinator/src/plan/plan-tiles.js";
 import { invertCandidates, withRandomColumns } from "../../coordinator/src/plan/candidates.js";
 import { sampleKeys } from "../../coordinator/src/plan/sample-keys.js";
 import { columnRows, tilePairCount } from "../../coordinator/src/plan/tile-spec.js";
-import { tileWork } from "../../coordinator/src/plan/tile-work.js";
+import { indexedTileWork, tileWork } from "../../coordinator/src/plan/tile-work.js";
 
 function unitVectors(n: number, dim: number, seed: number): Float32Array {
   let s = seed;
@@ -91,11 +91,14 @@ test("a sparse tile travels through the codec with its per-column rows", () => {
   const targets = Uint32Array.from({ length: n }, (_, i) => i);
   const candidates = Array.from({ length: n }, (_, i) => Uint32Array.from(new Set([i, (i + 1) % n, (i * 5) % n])).sort());
   const tile = planSparseKernel({ settingsKey: "s", sampleKeys: sampleKeys(c), targets, examples: targets, candidates }).find((t) => t.kind === "pairs")!;
-  const work = tileWork(tile, c);
-  const back = decodeTileMessage(encodeTileMessage({ jobId: "job-1", tileId: tile.id, work }));
+  const work = indexedTileWork(tile);
+  const back = decodeTileMessage(encodeTileMessage({ jobId: "job-1", tileId: tile.id, corpus: { digest: "ab".repeat(32), count: n }, work }));
   assert.ok(back.work.kind === "pairs" && work.kind === "pairs");
   if (back.work.kind !== "pairs" || work.kind !== "pairs") return;
   assert.equal(back.work.columns.map((col) => [col.example, Array.from(col.rows)]), work.columns.map((col) => [col.example, Array.from(col.rows)]));
+  // Resolved against the corpus, the decoded tile is the self-contained work the coordinator would have sent.
+  const resolved = resolveTileWork(back.work, (i) => sampleTokens(c, i));
+  assert.equal(resolved, tileWork(tile, c));
   assert.ok(new Set(work.columns.map((col) => col.rows.length)).size > 1, "columns of different lengths");
 });
 

@@ -13,7 +13,7 @@ import {
   type TokenizedCorpus,
 } from "../../common/src/mod.js";
 import type { TileWork } from "../../common/src/tiles/types.js";
-import { loadOnnxCausalLm, responseDistance, TileEngine, type CausalLm } from "../../worker/src/mod.js";
+import { loadOnnxCausalLm, responseDistance, TileEngine, type CausalLm, type TileFed } from "../../worker/src/mod.js";
 import { FIXTURES, TINY_MODEL } from "../helpers/paths.js";
 
 const records = readFileSync(join(FIXTURES, "gsm8k-32.jsonl"), "utf8").split("\n").filter(Boolean).slice(0, 6).map((l) => JSON.parse(l));
@@ -65,6 +65,25 @@ async function expectMatchesDirect(maxLength: number): Promise<number> {
 
 test("cached prefixes and batched continuations give the distances of whole prompts", async () => {
   assert.is(await expectMatchesDirect(1024), 0);
+});
+
+test("the tokens a tile feeds (engine counters) are the prompts' tokens, and what the model counted", async () => {
+  const prompts = tokenizePrompts(DEFAULT_TEMPLATES, tokenizer, 0, 1024);
+  const engine = new TileEngine(model, prompts, { maxBatch: 4, maxTokens: 4096 });
+  const before = { ...model.stats };
+  let fed: TileFed | null = null;
+  await engine.compute(pairWork(), { onFed: (f) => (fed = f) });
+  // Independently: the header once, each example part once, every target continuation.
+  let expected = prompts.example.header.length;
+  for (let j = 0; j < corpus.count; j++) {
+    expected += composeExamplePart(prompts.example, sampleTokens(corpus, j)).length;
+    for (let i = 0; i < corpus.count; i++) expected += composeTargetPart(prompts.example, sampleTokens(corpus, i)).ids.length;
+  }
+  assert.ok(fed);
+  const f = fed as TileFed;
+  assert.is(f.tokens, expected);
+  assert.is(f.prompts, corpus.count * corpus.count);
+  assert.equal({ tokens: f.tokens, paddedTokens: f.paddedTokens, runs: f.runs }, { tokens: model.stats.tokens - before.tokens, paddedTokens: model.stats.paddedTokens - before.paddedTokens, runs: model.stats.runs - before.runs });
 });
 
 test("left truncation: long prompts are cut from the left, never inside the response", async () => {

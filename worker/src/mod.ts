@@ -9,13 +9,15 @@ export type { GraphFacts } from "./model/prepare-graph.js";
 
 // tile engine
 export { TileEngine } from "./engine/tile-engine.js";
-export type { TileHooks } from "./engine/tile-engine.js";
+export type { TileFed, TileHooks } from "./engine/tile-engine.js";
 export { responseDistance } from "./engine/distance.js";
 
 // runtime
 export { WorkerLoop, WorkerRetiredError } from "./runtime/worker-loop.js";
 export type { WorkerOptions } from "./runtime/worker-loop.js";
 export { ModelCache, defaultModelCacheDir } from "./runtime/model-cache.js";
+export { CorpusCache } from "./corpus/corpus-cache.js";
+export type { CorpusCacheLimits } from "./corpus/corpus-cache.js";
 export type { LoadedModel, ModelCacheLimits, ModelLease } from "./runtime/model-cache.js";
 export type { FailureKindReport, ResultSender, UploadOutcome } from "./runtime/result-sender.js";
 export { GrpcResultSender } from "./rpc/grpc-result-sender.js";

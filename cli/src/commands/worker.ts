@@ -28,7 +28,7 @@ import {
   WorkerMetrics,
   WORKERS_BUCKET,
 } from "../../../common/src/mod.js";
-import { defaultModelCacheDir, GrpcResultSender, ModelCache, ShardService, WorkerLoop } from "../../../worker/src/mod.js";
+import { CorpusCache, defaultModelCacheDir, GrpcResultSender, ModelCache, ShardService, WorkerLoop } from "../../../worker/src/mod.js";
 import { choiceOption, intOption, parseCommand } from "../args.js";
 
 export const WORKER_HELP = `delift worker --nats URL --token T [options]
@@ -53,6 +53,7 @@ ranges from the NATS object store and answers the coordinator's rounds (signed w
   --threads N            onnxruntime intra-op threads (default: all cores)
   --cache-dir DIR        model bundle cache (default ~/.cache/delift/models)
   --max-models N         model sessions kept loaded at once (default 2; idle ones are unloaded after 10 min)
+  --corpus-cache-mb N    memory for the corpus chunks tiles index (default 768; least recently used out)
   --drain-timeout S      on SIGTERM, seconds a running tile may still take (default 60)
   --id NAME              worker id (default HOST-PID-RANDOM)
   --verbose              log every tile started and stored (--log-level debug)
@@ -71,6 +72,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     threads: { type: "string" },
     "cache-dir": { type: "string" },
     "max-models": { type: "string" },
+    "corpus-cache-mb": { type: "string" },
     "drain-timeout": { type: "string" },
     id: { type: "string" },
     verbose: { type: "boolean" },
@@ -88,6 +90,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const concurrency = intOption(values.concurrency, "concurrency", 1, 64) ?? 1;
   const threads = intOption(values.threads, "threads", 1, 1024);
   const maxModels = intOption(values["max-models"], "max-models", 1, 64);
+  const corpusCacheMb = intOption(values["corpus-cache-mb"], "corpus-cache-mb", 16, 1 << 20);
   const drainMs = (intOption(values["drain-timeout"], "drain-timeout", 0, 86_400) ?? 60) * 1000;
   const workerId = typeof values.id === "string" ? values.id : `${hostname()}-${process.pid}-${randomBytes(2).toString("hex")}`;
   if (!/^[A-Za-z0-9_.@:-]{1,200}$/.test(workerId)) throw new ConfigError(`--id ${workerId}: use letters, digits and _.@:- only`);
@@ -110,8 +113,10 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const nc = await connect(natsConnectionOptions({ ...access, name: `delift-worker ${workerId}` }));
   const { jobsKv, workersKv, clusterKv, blobs } = await bindBuckets(nc, log, access.replicas ?? 1);
   const sender = new GrpcResultSender(clusterKv, workerId, { token, caPem });
-  const models = new ModelCache(blobs, typeof values["cache-dir"] === "string" ? values["cache-dir"] : defaultModelCacheDir(), { device, threads }, { maxModels });
-  const loop = new WorkerLoop({ workerId, source: NatsTileSource.create(nc), jobsKv, workersKv, models, sender, concurrency, device, log, drainMs, ...(registry ? { events: new WorkerMetrics(registry, concurrency) } : {}) });
+  const cacheDir = typeof values["cache-dir"] === "string" ? values["cache-dir"] : defaultModelCacheDir();
+  const models = new ModelCache(blobs, cacheDir, { device, threads }, { maxModels });
+  const corpora = new CorpusCache(blobs, join(cacheDir, "corpus-fetch"), corpusCacheMb === undefined ? {} : { maxBytes: corpusCacheMb * 2 ** 20 });
+  const loop = new WorkerLoop({ workerId, source: NatsTileSource.create(nc), jobsKv, workersKv, models, corpora, sender, concurrency, device, log, drainMs, ...(registry ? { events: new WorkerMetrics(registry, concurrency) } : {}) });
   loop.start();
   const hold = process.env.DELIFT_SELECT_HOLD_ROUND;
   if (hold !== undefined && !/^\d+$/.test(hold)) throw new ConfigError(`DELIFT_SELECT_HOLD_ROUND must be a round number, got "${hold}"`);

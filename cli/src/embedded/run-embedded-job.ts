@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Registry } from "prom-client";
 import { type Device, type JobStatusMessage, LocalBlobStore, type Logger, MemoryKeyValue, MemoryTileQueue, silentLogger, WorkerMetrics } from "../../../common/src/mod.js";
 import { Coordinator, JobMetrics, type JobSpec, type JobState, type PlanDescription, type StoryEntry, TERMINAL_JOB_STATES, TileStore } from "../../../coordinator/src/mod.js";
-import { ModelCache, type ResultSender, WorkerLoop } from "../../../worker/src/mod.js";
+import { CorpusCache, ModelCache, type ResultSender, WorkerLoop } from "../../../worker/src/mod.js";
 import { DirectResultSender } from "./direct-sender.js";
 
 export type EmbeddedOptions = {
@@ -66,6 +66,7 @@ export async function runEmbeddedJob(spec: JobSpec, o: EmbeddedOptions): Promise
     jobsKv,
     workersKv: null,
     models,
+    corpora: new CorpusCache(blobs, join(dataDir, "corpus-fetch")),
     sender: o.wrapSender ? o.wrapSender(direct) : direct,
     concurrency: o.concurrency ?? 1,
     device: o.device,

@@ -1,28 +1,14 @@
-import { selectSamples, type TileWork, type TokenizedCorpus } from "../../../common/src/mod.js";
+import { type IndexedTileWork, resolveTileWork, sampleTokens, type TileWork, type TokenizedCorpus } from "../../../common/src/mod.js";
 import { columnRows, type TileSpec } from "./tile-spec.js";
 
-/** Builds the self-contained work of a tile: its own token table and local sample positions. */
+/** What a tile message carries (issue 8 item 4): the tile's global sample indices, no tokens. */
+export function indexedTileWork(tile: TileSpec): IndexedTileWork {
+  if (tile.kind === "baseline") return { kind: "baseline", targets: tile.targets };
+  if (!tile.rowPtr) return { kind: "pairs", columns: Array.from(tile.columns, (example) => ({ example, rows: tile.rows })) };
+  return { kind: "pairs", columns: Array.from(tile.columns, (example, k) => ({ example, rows: columnRows(tile, k) })) };
+}
+
+/** The self-contained work of a tile (its own token table and local positions), as a worker resolves it. */
 export function tileWork(tile: TileSpec, corpus: TokenizedCorpus): TileWork {
-  const local = new Map<number, number>();
-  const order: number[] = [];
-  const slot = (g: number) => {
-    let s = local.get(g);
-    if (s === undefined) {
-      s = order.length;
-      local.set(g, s);
-      order.push(g);
-    }
-    return s;
-  };
-  if (tile.kind === "baseline") {
-    const targets = Uint32Array.from(tile.targets, slot);
-    return { kind: "baseline", samples: selectSamples(corpus, order), targets };
-  }
-  if (!tile.rowPtr) {
-    const rows = Uint32Array.from(tile.rows, slot);
-    const columns = Array.from(tile.columns, (c) => ({ example: slot(c), rows }));
-    return { kind: "pairs", samples: selectSamples(corpus, order), columns };
-  }
-  const columns = Array.from(tile.columns, (c, k) => ({ example: slot(c), rows: Uint32Array.from(columnRows(tile, k), slot) }));
-  return { kind: "pairs", samples: selectSamples(corpus, order), columns };
+  return resolveTileWork(indexedTileWork(tile), (i) => sampleTokens(corpus, i));
 }

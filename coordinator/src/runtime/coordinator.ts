@@ -51,6 +51,7 @@ import { handleStimulus } from "../jobs/machine.js";
 import { storyEntries, type StoryEntry } from "../jobs/story.js";
 import { SELECTION_FILES } from "../select/write-selection.js";
 import { inProcessHosts, runShardedJobSelection, type SelectionHosts } from "../select/sharded-job.js";
+import { publishCorpusObjects } from "../store/corpus-objects.js";
 import { syncDir, type TileStore } from "../store/tile-store.js";
 import { announceHold, holdAt, holdRequested } from "../tasks/hold.js";
 import { JobThread } from "../tasks/job-thread.js";
@@ -467,6 +468,8 @@ export class Coordinator {
     // The model bundle and the work spec need only the bundle and the prompts; the samples stay in the thread.
     const planned = { inputs: { bundle: plan.bundle, prompts: plan.prompts } } as unknown as PlannedJob;
     const files = await publishModel(planned.inputs, this.deps.blobs);
+    const corpusSent = plan.corpus ? await publishCorpusObjects(plan.corpus.files, this.deps.blobs, ctx.signal) : 0;
+    if (plan.corpus) this.log.info({ job: id, corpus: plan.corpus.ref.digest, chunks: plan.corpus.chunks, bytes: plan.corpus.bytes, sent: corpusSent }, `job ${id}: corpus ${plan.corpus.ref.digest.slice(0, 12)} in ${plan.corpus.chunks} chunks (${plan.corpus.bytes} bytes, ${corpusSent} sent to the object store)`);
     ctx.signal.throwIfAborted();
     await this.deps.jobsKv.put(workKey(id), encodeWorkSpec(workSpecFor(id, spec, planned, files)));
     await this.deps.queue.open(id, { ackWaitMs: spec.queue.ackWaitSeconds * 1000, maxDeliver: spec.queue.maxDeliver });

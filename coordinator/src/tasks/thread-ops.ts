@@ -1,8 +1,10 @@
-import { encodeTileMessage, formatProblem, type PhaseProgress, formatSummary, type ModelBundle, summarizeCorpus, tileMac, type TokenizedPrompts } from "../../../common/src/mod.js";
+import { type CorpusRef, encodeTileMessage, formatProblem, type PhaseProgress, formatSummary, type ModelBundle, summarizeCorpus, tileMac, type TokenizedPrompts } from "../../../common/src/mod.js";
 import type { TransferListItem } from "node:worker_threads";
 import type { JobSpec } from "../jobs/job-spec.js";
 import { tilePairCount, type TileSpec } from "../plan/tile-spec.js";
-import { tileWork } from "../plan/tile-work.js";
+import { indexedTileWork } from "../plan/tile-work.js";
+import { type CorpusObjects, writeCorpusObjects } from "../store/corpus-objects.js";
+import { join } from "node:path";
 import { PhaseMeter } from "../plan/phase-meter.js";
 import type { SearchFacts } from "../plan/given-embeddings.js";
 import { jobSelectionSettings, prepareJobSelection, reportJobSelection, searchedEntries, searchJobKernels, stageJobKernels, type SearchOutput, writeKernelJob, writeSelectedJob, type JobTimings, type PreparedJobSelection, type SelectedJob } from "../runtime/finish-job.js";
@@ -32,10 +34,12 @@ export type ThreadState = {
   sharded: { prepared: PreparedJobSelection; valueOfAll: number; timings: JobTimings; tiles: { computed: number; reused: number } } | null;
   /** The job's embed tiles (SE kernel without given embeddings): the workers compute them. */
   embed: EmbedPlan | null;
+  /** The corpus objects tile messages index (written when the job has tiles). */
+  corpus: CorpusRef | null;
 };
 
 export function newThreadState(jobId: string, hold: (point: HoldPoint) => void, progress: (p: PhaseProgress) => void = () => undefined): ThreadState {
-  return { jobId, hold, progress, spec: null, key: null, storeDir: null, planned: null, selected: null, kernels: null, sharded: null, embed: null };
+  return { jobId, hold, progress, spec: null, key: null, storeDir: null, planned: null, selected: null, kernels: null, sharded: null, embed: null, corpus: null };
 }
 
 type Result<T> = Promise<{ value: T; transfer?: TransferListItem[] }>;
@@ -52,6 +56,8 @@ export type PlanResult = {
   search: boolean;
   /** The `tiles` are embed tiles (pairs: samples) of `dim` floats a row, before the search phase. */
   embed: { dim: number } | null;
+  /** The tokenized corpus as content-keyed files for the object store (null: the job has no tiles). */
+  corpus: CorpusObjects | null;
 };
 
 /** The data summary the embedded commands print before scoring (and the records skipped on load). */
@@ -71,7 +77,10 @@ export const THREAD_OPS = {
       onRead: (p) => reading.tick("records", p.bytesDone, p.bytesTotal, "bytes"),
       onEmbeddings: (done, total) => embeddings.tick("given file", done, total, "bytes"),
     });
-    Object.assign(state, { spec: input.spec, key: input.key, storeDir: input.storeDir, planned, selected: null, kernels: null });
+    // Tiles carry sample indices: the corpus they index goes to the object store once (content-keyed, beside the tile store).
+    const corpus = planned.tiles.size > 0 ? await writeCorpusObjects(planned.sets.tokens, join(input.storeDir, "corpora")) : null;
+    Object.assign(state, { spec: input.spec, key: input.key, storeDir: input.storeDir, planned, selected: null, kernels: null, corpus: corpus?.ref ?? null });
+    // Embed tiles carry their token sequences (self-contained): no corpus objects for them.
     state.embed = await embedOfPlan(input.spec, planned);
     const tiles = state.embed ? [...state.embed.byId.values()].map((t) => ({ id: t.id, pairs: t.rows.length })) : [...planned.tiles.values()].map((t) => ({ id: t.id, pairs: tilePairCount(t) }));
     return {
@@ -84,6 +93,7 @@ export const THREAD_OPS = {
         description: input.describe ? describePlan(input.spec, planned) : null,
         search: state.embed !== null || needsSearchPhase(input.spec, planned),
         embed: state.embed ? { dim: state.embed.dim } : null,
+        corpus,
       },
     };
   },
@@ -107,9 +117,10 @@ export const THREAD_OPS = {
   /** Tile messages to publish, with their authentication codes. */
   async tiles(state: ThreadState, input: { ids: string[] }): Result<EncodedTile[]> {
     const { planned, key } = ready(state);
+    const corpus = state.embed ? null : corpusOf(state);
     const out = input.ids.map((id) => {
       // A copy in a buffer of its own: the encoder's output may share one, and each is transferred.
-      const data = new Uint8Array(state.embed ? embedTileMessage(state.embed, planned, state.jobId, id) : encodeTileMessage({ jobId: state.jobId, tileId: id, work: tileWork(tileOf(planned, id), planned.sets.tokens) }));
+      const data = new Uint8Array(state.embed ? embedTileMessage(state.embed, planned, state.jobId, id) : encodeTileMessage({ jobId: state.jobId, tileId: id, corpus: corpus!, work: indexedTileWork(tileOf(planned, id)) }));
       return { id, data, mac: tileMac(key, state.jobId, id, data) };
     });
     return { value: out, transfer: out.map((t) => t.data.buffer as ArrayBuffer) as TransferListItem[] };
@@ -118,11 +129,12 @@ export const THREAD_OPS = {
   /** Authentication codes of tiles as they are (or would be) published, to check an upload against. */
   async macs(state: ThreadState, input: { ids: string[] }): Result<{ id: string; mac: string | null }[]> {
     const { planned, key } = ready(state);
+    const corpus = state.embed ? null : corpusOf(state);
     return {
       value: input.ids.map((id) => {
         if (state.embed) return { id, mac: state.embed.byId.has(id) ? tileMac(key, state.jobId, id, embedTileMessage(state.embed, planned, state.jobId, id)) : null };
         const tile = planned.tiles.get(id);
-        return { id, mac: tile ? tileMac(key, state.jobId, id, encodeTileMessage({ jobId: state.jobId, tileId: id, work: tileWork(tile, planned.sets.tokens) })) : null };
+        return { id, mac: tile ? tileMac(key, state.jobId, id, encodeTileMessage({ jobId: state.jobId, tileId: id, corpus: corpus!, work: indexedTileWork(tile) })) : null };
       }),
     };
   },
@@ -198,6 +210,11 @@ function takeKernels(state: ThreadState): ThreadState["kernels"] {
 function ready(state: ThreadState): { planned: PlannedJob; spec: JobSpec; key: Uint8Array; storeDir: string } {
   if (!state.planned || !state.spec || !state.key || !state.storeDir) throw new Error(`job ${state.jobId} is not planned in this thread`);
   return { planned: state.planned, spec: state.spec, key: state.key, storeDir: state.storeDir };
+}
+
+function corpusOf(state: ThreadState): CorpusRef {
+  if (!state.corpus) throw new Error(`job ${state.jobId}: its corpus objects were not written`);
+  return state.corpus;
 }
 
 function tileOf(planned: PlannedJob, id: string): TileSpec {

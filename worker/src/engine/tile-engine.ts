@@ -6,7 +6,17 @@ export type TileHooks = {
   signal?: AbortSignal;
   /** Called after every model run with the number of distances it finished. */
   onScored?: (count: number) => void;
+  /** Called once the tile is done, with the tokens it fed to the model. */
+  onFed?: (fed: TileFed) => void;
 };
+
+/**
+ * Tokens a tile fed to the model: `tokens` real ones (the template header once per engine,
+ * each column's example prefix once, every target continuation, whole truncated prompts),
+ * `paddedTokens` what the batched runs computed (continuations padded to their batch's width),
+ * `runs` model calls.
+ */
+export type TileFed = { tokens: number; paddedTokens: number; runs: number; prompts: number };
 
 /**
  * Computes tiles (DESIGN.md §3): per example column, the KV cache of the example prefix once
@@ -26,16 +36,18 @@ export class TileEngine {
   async compute(work: TileWork, hooks: TileHooks = {}): Promise<TileOutput> {
     const distances = new Float32Array(tileValueCount(work));
     let truncated = 0;
+    const fed: TileFed = { tokens: 0, paddedTokens: 0, runs: 0, prompts: distances.length };
     if (work.kind === "baseline") {
-      truncated += await this.scoreColumn(this.prompts.baseline, null, work.samples, work.targets, distances, 0, hooks);
+      truncated += await this.scoreColumn(this.prompts.baseline, null, work.samples, work.targets, distances, 0, hooks, fed);
     } else {
       let at = 0;
       for (const column of work.columns) {
         const example = sampleTokens(work.samples, column.example);
-        truncated += await this.scoreColumn(this.prompts.example, example, work.samples, column.rows, distances, at, hooks);
+        truncated += await this.scoreColumn(this.prompts.example, example, work.samples, column.rows, distances, at, hooks, fed);
         at += column.rows.length;
       }
     }
+    hooks.onFed?.(fed);
     return { distances, truncated };
   }
 
@@ -47,6 +59,7 @@ export class TileEngine {
     out: Float32Array,
     at: number,
     hooks: TileHooks,
+    fed: TileFed,
   ): Promise<number> {
     const examplePart = composeExamplePart(template, example);
     const prefixLength = template.header.length + examplePart.length;
@@ -56,12 +69,12 @@ export class TileEngine {
     parts.forEach((p, k) => (prefixLength + p.ids.length <= this.prompts.maxLength ? fits : over).push(k));
 
     if (fits.length > 0) {
-      const prefix = await this.prefixCache(template, examplePart);
-      await this.scoreBatches(prefix, fits.map((k) => parts[k]), fits, out, at, hooks);
+      const prefix = await this.prefixCache(template, examplePart, fed);
+      await this.scoreBatches(prefix, fits.map((k) => parts[k]), fits, out, at, hooks, fed);
     }
     if (over.length > 0) {
       const whole = over.map((k) => this.truncatedPrompt(template.header, examplePart, parts[k]));
-      await this.scoreBatches(null, whole, over, out, at, hooks);
+      await this.scoreBatches(null, whole, over, out, at, hooks, fed);
     }
     return over.length;
   }
@@ -73,11 +86,15 @@ export class TileEngine {
     out: Float32Array,
     at: number,
     hooks: TileHooks,
+    fed: TileFed,
   ): Promise<void> {
     const batches = planBatches(parts.map((p) => p.ids.length), this.limits);
     for (const batch of batches) {
       if (hooks.signal?.aborted) throw new AbortedError("tile computation aborted");
       const { logprobs, width } = await this.model.scoreContinuations(prefix, { sequences: batch.map((k) => parts[k].ids) });
+      fed.runs++;
+      fed.paddedTokens += width * batch.length;
+      for (const k of batch) fed.tokens += parts[k].ids.length;
       batch.forEach((k, b) => {
         const { ids, responseStart } = parts[k];
         out[at + slots[k]] = responseDistance(logprobs, b * width + responseStart - 1, ids.length - responseStart);
@@ -96,13 +113,23 @@ export class TileEngine {
     return { ids: full.subarray(drop), responseStart: header.length + examplePart.length + part.responseStart - drop };
   }
 
-  private async prefixCache(template: TokenizedTemplate, examplePart: Int32Array): Promise<KvCache | null> {
+  private async prefixCache(template: TokenizedTemplate, examplePart: Int32Array, fed: TileFed): Promise<KvCache | null> {
     let header = this.headers.get(template);
     if (!header) {
       header = template.header.length > 0 ? this.model.extend(null, Int32Array.from(template.header)) : Promise.resolve(null);
       this.headers.set(template, header);
+      if (template.header.length > 0) {
+        fed.runs++;
+        fed.tokens += template.header.length;
+        fed.paddedTokens += template.header.length;
+      }
     }
     const headerCache = await header;
-    return examplePart.length > 0 ? this.model.extend(headerCache, examplePart) : headerCache;
+    if (examplePart.length === 0) return headerCache;
+    fed.runs++;
+    fed.tokens += examplePart.length;
+    fed.paddedTokens += examplePart.length;
+    return this.model.extend(headerCache, examplePart);
   }
 }
+

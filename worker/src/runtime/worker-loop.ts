@@ -23,6 +23,7 @@ import {
   type WorkMessage,
   type TileOutput,
   type TileSource,
+  type TileMessage,
   tileValueCount,
   type WorkerTileEvents,
   verifyTileMac,
@@ -30,7 +31,8 @@ import {
   workKey,
   type WorkSpec,
 } from "../../../common/src/mod.js";
-import { TileEngine } from "../engine/tile-engine.js";
+import type { CorpusCache } from "../corpus/corpus-cache.js";
+import { type TileFed, TileEngine } from "../engine/tile-engine.js";
 import { computeEmbedTile } from "../embed/embed-engine.js";
 import { EncoderCache } from "../embed/encoder-cache.js";
 import { SearchExecutor } from "../search/search-executor.js";
@@ -44,6 +46,8 @@ export type WorkerOptions = {
   /** Heartbeats (null: none, as in the embedded default). */
   workersKv: KeyValueBucket | null;
   models: ModelCache;
+  /** The corpora tiles index (fetched from the object store, checked, cached). */
+  corpora: CorpusCache;
   sender: ResultSender;
   concurrency: number;
   device: "cpu" | "cuda";
@@ -73,7 +77,7 @@ export class WorkerRetiredError extends Error {
 
 type Running = { jobId: string; tileId: string; abort: AbortController };
 /** What computes one tile: the LM's tile engine or the bundle's encoder, lent for the tile. */
-type TileTool = { vocabSize: number | null; release(): void; compute(signal: AbortSignal): Promise<TileOutput> };
+type TileTool = { release(): void; compute(signal: AbortSignal): Promise<TileOutput>; fed(): TileFed | null };
 type Drop = { reason: string; why: "malformed" | "forged" | "unknown job" };
 
 /**
@@ -204,6 +208,7 @@ export class WorkerLoop {
         this.specs.delete(id);
         this.keys.delete(id);
         this.warmed.delete(id);
+        this.o.corpora.forget(id);
       }
       for (const id of ids) if (!this.warmed.has(id)) this.warm(id);
     } catch (err) {
@@ -242,9 +247,8 @@ export class WorkerLoop {
     const started = performance.now();
     let lease: { release(): void } | null = null;
     try {
-      const tool = await this.toolFor(jobId, spec, msg);
+      const tool = await this.toolFor(jobId, spec, msg, running.abort.signal);
       lease = tool;
-      checkTokenIds(msg, tool.vocabSize ?? spec.vocabSize);
       const { wanted } = await this.o.sender.started(jobId, msg.tileId, d.deliveryCount).catch((err: unknown) => {
         if (isUnknownJobError(err)) return { wanted: false };
         if (isUnauthenticatedError(err)) throw err;
@@ -257,6 +261,7 @@ export class WorkerLoop {
       }
       tileLog.debug({ attempt: d.deliveryCount }, `job ${jobId}: tile ${msg.tileId.slice(0, 12)} started (delivery ${d.deliveryCount})`);
       const output = await tool.compute(running.abort.signal);
+      const fed = tool.fed();
       const seconds = (performance.now() - started) / 1000;
       const outcome = await this.uploadWithRetry(spec, msg, d, output, seconds, running.abort.signal);
       await d.ack().catch((err) => tileLog.warn({ ...errorFields(err) }, `job ${jobId}: ack of tile ${msg.tileId.slice(0, 12)} failed (${(err as Error).message}); a redelivery will be a duplicate`));
@@ -265,7 +270,7 @@ export class WorkerLoop {
       if (outcome === "stored" || outcome === "duplicate") {
         this.stats.tilesDone++;
         this.stats.pairsDone += workValueCount(msg);
-        tileLog.debug({ seconds, outcome }, `job ${jobId}: tile ${msg.tileId.slice(0, 12)} stored in ${seconds.toFixed(2)} s${outcome === "duplicate" ? " (a duplicate)" : ""}`);
+        tileLog.debug({ seconds, outcome, pairs: workValueCount(msg), ...(fed ? { fed } : {}) }, `job ${jobId}: tile ${msg.tileId.slice(0, 12)} stored in ${seconds.toFixed(2)} s${outcome === "duplicate" ? " (a duplicate)" : ""}`);
       } else {
         tileLog.info({ outcome }, `job ${jobId}: tile ${msg.tileId.slice(0, 12)} not kept (${outcome})`);
       }
@@ -280,28 +285,42 @@ export class WorkerLoop {
   }
 
   /** The LM's tile engine for scoring tiles, the bundle's encoder for embed tiles. */
-  private async toolFor(jobId: string, spec: WorkSpec, msg: WorkMessage): Promise<TileTool> {
+  private async toolFor(jobId: string, spec: WorkSpec, msg: WorkMessage, signal: AbortSignal): Promise<TileTool> {
     if (msg.work.kind === "embed") {
       const work = msg.work;
       const e = await this.encoders.acquire(spec.modelHash, spec.modelFiles);
-      return { vocabSize: e.vocabSize, release: e.release, compute: (signal) => computeEmbedTile(e.encoder, work, signal) };
+      try {
+        checkTokenIds(work.sequences.ids, e.vocabSize ?? spec.vocabSize);
+      } catch (err) {
+        e.release();
+        throw err;
+      }
+      return { release: e.release, fed: () => null, compute: (s) => computeEmbedTile(e.encoder, work, s) };
     }
     if (msg.work.kind === "search") {
       const work = msg.work;
       if (!this.o.blobs) throw new WorkerHealthError("this worker has no object store to fetch search matrices from");
       this.searcher ??= new SearchExecutor(this.o.blobs, this.o.searchDir ?? "", this.o.models.runtimeOptions);
       const searcher = this.searcher;
-      return { vocabSize: null, release: () => undefined, compute: (signal) => searcher.compute(work, signal) };
+      return { release: () => undefined, fed: () => null, compute: (s) => searcher.compute(work, s) };
     }
-    const work = msg.work;
+    const scoring = msg as TileMessage;
     const m = await this.o.models.acquire(spec.modelHash, spec.modelFiles);
-    let engine = this.engines.get(jobId);
-    if (!engine) {
-      engine = new TileEngine(m.model, spec.prompts, spec.batch);
-      this.engines.set(jobId, engine);
+    try {
+      const work = await this.o.corpora.resolve(jobId, scoring.corpus, scoring.work, signal);
+      checkTokenIds(work.samples.ids, m.vocabSize ?? spec.vocabSize);
+      let engine = this.engines.get(jobId);
+      if (!engine) {
+        engine = new TileEngine(m.model, spec.prompts, spec.batch);
+        this.engines.set(jobId, engine);
+      }
+      const run = engine;
+      let fed: TileFed | null = null;
+      return { release: m.release, fed: () => fed, compute: (s) => run.compute(work, { signal: s, onFed: (f) => (fed = f) }) };
+    } catch (err) {
+      m.release();
+      throw err;
     }
-    const run = engine;
-    return { vocabSize: m.vocabSize, release: m.release, compute: (signal) => run.compute(work, { signal }) };
   }
 
   /** Decodes the message and checks it is the coordinator's own, for this job. */
@@ -459,16 +478,14 @@ export class WorkerLoop {
   }
 }
 
-/** Values a tile yields (pairs or baselines scored; samples embedded). */
+/** Values a tile yields (pairs or baselines scored; samples embedded; queries searched). */
 function workValueCount(msg: WorkMessage): number {
   if (msg.work.kind === "search") return msg.work.queries.length;
   return msg.work.kind === "embed" ? msg.work.sequences.count : tileValueCount(msg.work);
 }
 
-function checkTokenIds(msg: WorkMessage, vocabSize: number | null): void {
+function checkTokenIds(ids: Int32Array, vocabSize: number | null): void {
   if (vocabSize === null) return;
-  if (msg.work.kind === "search") return;
-  const ids = msg.work.kind === "embed" ? msg.work.sequences.ids : msg.work.samples.ids;
   for (let k = 0; k < ids.length; k++) {
     if (ids[k] >= vocabSize) throw new ModelError(`token id ${ids[k]} is outside the model's vocabulary (${vocabSize}): the job's tokenizer does not match its model`);
   }
