@@ -54,6 +54,9 @@ refuses to start, or with --standby waits and takes over when the first stops re
   --conflict-tolerance X largest difference between two results of one tile (float differences between
                          devices) that still counts as the same: the stored values are kept and the
                          difference logged; beyond it the job fails (default ${DEFAULT_CONFLICT_TOLERANCE})
+  --search-on W          workers (default) | coordinator: where the SE kernel's exact candidate search
+                         runs (search tiles on the workers, or the job's thread here); cell-probe
+                         searches (past the exact limit) run here either way
   --metrics HOST:PORT    serve Prometheus metrics on http://HOST:PORT/metrics (jobs' tiles by state,
                          pairs, queue depth, tile durations, bytes, tasks; RSS, event-loop delay)
   --log-format F         pretty (default) | json;  --log-level L  debug | info (default) | warn | error
@@ -74,6 +77,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     standby: { type: "boolean" },
     "lease-ttl": { type: "string" },
     "conflict-tolerance": { type: "string" },
+    "search-on": { type: "string" },
     "log-format": { type: "string" },
     "log-level": { type: "string" },
     metrics: { type: "string" },
@@ -92,6 +96,8 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const caPem = caFile ? readFileSync(caFile, "utf8") : undefined;
   const leaseTtlMs = Math.round((numberOption(values["lease-ttl"], "lease-ttl", 0.5, 3600) ?? 15) * 1000);
   const conflictTolerance = numberOption(values["conflict-tolerance"], "conflict-tolerance", 0, 1) ?? DEFAULT_CONFLICT_TOLERANCE;
+  const searchOn = (values["search-on"] as string | undefined) ?? "workers";
+  if (searchOn !== "workers" && searchOn !== "coordinator") throw new ConfigError(`--search-on ${searchOn}: expected workers or coordinator`);
   if (values["publish-token"] && !token) throw new ConfigError("--publish-token needs --token (or DELIFT_TOKEN)");
 
   const metricsAt = typeof values.metrics === "string" ? parseMetricsAddress(values.metrics) : null;
@@ -125,7 +131,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   // Distributed selections (--select-shards, or a kernel above --select-memory) run on the workers.
   const selectionHosts = new NatsSelectionHosts({ nc, jobsKv, workersKv, blobs });
   await selectionHosts.reset().catch((err) => log.warn({ ...errorFields(err) }, `clearing earlier distributed selections failed: ${(err as Error).message}`));
-  const coordinator = await Coordinator.start({ queue, jobsKv, blobs, store, dataDir, log, conflictTolerance, selectionHosts });
+  const coordinator = await Coordinator.start({ queue, jobsKv, blobs, store, dataDir, log, conflictTolerance, selectionHosts, searchOnWorkers: searchOn === "workers" });
   if (registry) {
     const metrics = new JobMetrics(registry, { statuses: () => coordinator.list(), queueDepth: natsQueueDepth(nc) });
     coordinator.onStory((e) => metrics.observe(e));

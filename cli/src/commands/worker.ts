@@ -116,7 +116,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const cacheDir = typeof values["cache-dir"] === "string" ? values["cache-dir"] : defaultModelCacheDir();
   const models = new ModelCache(blobs, cacheDir, { device, threads }, { maxModels });
   const corpora = new CorpusCache(blobs, join(cacheDir, "corpus-fetch"), corpusCacheMb === undefined ? {} : { maxBytes: corpusCacheMb * 2 ** 20 });
-  const loop = new WorkerLoop({ workerId, source: NatsTileSource.create(nc), jobsKv, workersKv, models, corpora, sender, concurrency, device, log, drainMs, ...(registry ? { events: new WorkerMetrics(registry, concurrency) } : {}) });
+  const loop = new WorkerLoop({ workerId, source: NatsTileSource.create(nc), jobsKv, workersKv, models, corpora, sender, concurrency, device, log, drainMs, blobs, searchDir: join(cacheDir, "search-fetch"), ...(registry ? { events: new WorkerMetrics(registry, concurrency) } : {}) });
   loop.start();
   const hold = process.env.DELIFT_SELECT_HOLD_ROUND;
   if (hold !== undefined && !/^\d+$/.test(hold)) throw new ConfigError(`DELIFT_SELECT_HOLD_ROUND must be a round number, got "${hold}"`);

@@ -29,6 +29,8 @@ export type EmbeddedOptions = {
   dataDir?: string;
   /** Feed the job's and the worker's metrics into this registry (--metrics). */
   metrics?: Registry;
+  /** Run exact candidate searches as search tiles on the in-process worker (default: in the job's thread). */
+  searchOnWorkers?: boolean;
 };
 
 export type EmbeddedOutcome = { status: JobStatusMessage; summary: string | null; jobId: string };
@@ -54,6 +56,7 @@ export async function runEmbeddedJob(spec: JobSpec, o: EmbeddedOptions): Promise
     resultDirFor: () => o.out,
     onPlanned: (_jobId, description) => o.onPlanned?.(description),
     conflictTolerance: o.conflictTolerance,
+    searchOnWorkers: o.searchOnWorkers === true,
   });
   const unsubscribe = o.onStory ? coordinator.onStory(o.onStory) : () => undefined;
   const jobMetrics = o.metrics ? new JobMetrics(o.metrics, { statuses: () => coordinator.list() }) : null;
@@ -67,6 +70,8 @@ export async function runEmbeddedJob(spec: JobSpec, o: EmbeddedOptions): Promise
     workersKv: null,
     models,
     corpora: new CorpusCache(blobs, join(dataDir, "corpus-fetch")),
+    blobs,
+    searchDir: join(dataDir, "search-fetch"),
     sender: o.wrapSender ? o.wrapSender(direct) : direct,
     concurrency: o.concurrency ?? 1,
     device: o.device,

@@ -131,7 +131,7 @@ export const JobStatusRecord = codec(
   "job status",
   z.object({
     jobId,
-    state: z.enum(["planning", "embedding", "searching", "scoring", "selecting", "writing", "cancelling", "done", "failed", "cancelled"]),
+    state: z.enum(["planning", "embedding", "searching", "candidates", "scoring", "selecting", "writing", "cancelling", "done", "failed", "cancelled"]),
     tilesTotal: count,
     tilesDone: count,
     tilesReused: count,

@@ -6,18 +6,20 @@
  * from any live state; a job whose kernel comes from a candidate search (the SE kernel on given
  * embeddings) goes planning -> searching -> selecting instead of scoring. DELIFT (SE) without given
  * embeddings first has its samples embedded by the workers: planning -> embedding -> searching, the
- * embedding state running embed tiles exactly as scoring runs utility tiles. A kernel job skips selecting. Tile: planned -> queued -> running -> stored,
+ * embedding state running embed tiles exactly as scoring runs utility tiles. Searching on workers,
+ * the search task hands exact searches out as search tiles: searching -> candidates (tiles, as
+ * scoring) -> a gather task -> selecting. A kernel job skips selecting. Tile: planned -> queued -> running -> stored,
  * or failed; a tile the queue lost, or one a sick worker handed back, goes back to planned.
  */
 
-export type JobState = "planning" | "embedding" | "searching" | "scoring" | "selecting" | "writing" | "cancelling" | "done" | "failed" | "cancelled";
+export type JobState = "planning" | "embedding" | "searching" | "candidates" | "scoring" | "selecting" | "writing" | "cancelling" | "done" | "failed" | "cancelled";
 export type TileState = "planned" | "queued" | "running" | "stored" | "failed";
-export type TaskKind = "plan" | "search" | "publish" | "store" | "reconcile" | "select" | "write" | "release";
+export type TaskKind = "plan" | "search" | "gather" | "publish" | "store" | "reconcile" | "select" | "write" | "release";
 
 export const TERMINAL_JOB_STATES: ReadonlySet<JobState> = new Set(["done", "failed", "cancelled"]);
-export const LIVE_JOB_STATES: ReadonlySet<JobState> = new Set(["planning", "embedding", "searching", "scoring", "selecting", "writing"]);
+export const LIVE_JOB_STATES: ReadonlySet<JobState> = new Set(["planning", "embedding", "searching", "candidates", "scoring", "selecting", "writing"]);
 /** The states in which the job's tiles are published, computed by workers and stored. */
-export const TILE_JOB_STATES: ReadonlySet<JobState> = new Set(["embedding", "scoring"]);
+export const TILE_JOB_STATES: ReadonlySet<JobState> = new Set(["embedding", "candidates", "scoring"]);
 
 /** What a job's machine is told once, at submission (from the spec and the coordinator). */
 export type JobSettings = {
@@ -128,7 +130,11 @@ export type JobEvent =
    * tiles are embed tiles (pairs: their samples), computed before the search phase.
    */
   | { type: "plan-done"; task: string; tiles: PlannedTile[]; samples: number; search?: boolean; embed?: boolean }
-  | { type: "search-done"; task: string }
+  /**
+   * `tiles`: the search was handed to the workers as search tiles (the candidates state runs them,
+   * then a gather task merges their lists and ends with a search-done of its own).
+   */
+  | { type: "search-done"; task: string; tiles?: PlannedTile[] }
   | { type: "publish-done"; task: string; tileIds: string[]; bytes: number }
   | ({ type: "store-done"; task: string; request: string; tileId: string; worker: string; attempt: number; seconds: number; bytes: number } & StoreOutcome)
   | { type: "reconcile-done"; task: string; queue: QueueObservation | null; stored: string[] }
@@ -159,6 +165,7 @@ export type Reply = UploadReply | FailureReply | StartedReply;
 export type TaskStart =
   | { kind: "plan"; resume: boolean }
   | { kind: "search" }
+  | { kind: "gather" }
   | { kind: "publish"; tileIds: string[] }
   | { kind: "store"; tileId: string; request: string }
   | { kind: "reconcile"; tileIds: string[] }

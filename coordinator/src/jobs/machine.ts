@@ -42,6 +42,9 @@ const JOB_EDGES: Record<string, Edge> = {
   "embedding->searching": { accepts: ["plan-done", "store-done", "reconcile-done"] },
   "searching->selecting": { accepts: ["search-done"] },
   "searching->writing": { accepts: ["search-done"] },
+  "searching->candidates": { accepts: ["search-done"] },
+  "candidates->selecting": { accepts: ["search-done"] },
+  "candidates->writing": { accepts: ["search-done"] },
   "scoring->selecting": { accepts: ["store-done", "reconcile-done"] },
   "scoring->writing": { accepts: ["store-done", "reconcile-done"] },
   "selecting->writing": { accepts: ["select-done"] },
@@ -195,11 +198,13 @@ class Step {
     else this.publishMore();
   }
 
-  /** Every tile is stored: embeddings go on to the search phase; scores to selection (or writing). */
+  /** Every tile is stored: embeddings go on to the search phase, search tiles to their gathering; scores to selection (or writing). */
   allStored(): void {
     if (this.job.state === "embedding") {
       this.moveJob("searching");
       this.start({ kind: "search" });
+    } else if (this.job.state === "candidates") {
+      if (![...this.job.tasks.values()].includes("gather")) this.start({ kind: "gather" });
     } else this.beginFinishing();
   }
 
@@ -417,7 +422,25 @@ const HANDLERS: Handlers = {
     const job = step.job;
     if (!step.settle(e.task, "done")) return;
     if (job.state === "cancelling") return step.maybeCancelled();
+    if (job.state === "candidates") return step.beginFinishing();
     if (job.state !== "searching") return step.reject(`the job is ${job.state}, not searching`);
+    if (e.tiles && e.tiles.length > 0) {
+      // The search's tiles join the job's (embed tiles, if any, are all stored): published and stored as scoring's are.
+      for (const t of e.tiles) {
+        if (job.tiles.has(t.id)) continue;
+        job.tiles.set(t.id, { state: t.stored ? "stored" : "planned", pairs: t.pairs, attempts: 0, failures: 0, healthReturns: 0, lost: 0, worker: null, lastError: null, heardAt: null, startedAt: null, storedBy: null });
+        job.order.push(t.id);
+        job.counts.pairsTotal += t.pairs;
+        if (t.stored) {
+          job.counts.tilesDone++;
+          job.counts.tilesReused++;
+          job.counts.pairsDone += t.pairs;
+        }
+      }
+      job.counts.tilesTotal = job.tiles.size;
+      step.moveJob("candidates");
+      return job.counts.tilesDone === job.counts.tilesTotal ? step.allStored() : step.publishMore();
+    }
     step.beginFinishing();
   },
 
@@ -465,6 +488,7 @@ const HANDLERS: Handlers = {
     switch (kind as TaskKind) {
       case "plan":
       case "search":
+      case "gather":
       case "select":
       case "write":
         return step.fail(e.error);

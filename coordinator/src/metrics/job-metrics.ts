@@ -3,7 +3,7 @@ import { type JobStatusMessage, TILE_SECONDS_BUCKETS } from "../../../common/src
 import { TERMINAL_JOB_STATES, type JobRecord, type JobState, type PlannedTile, type TileState } from "../jobs/job-state.js";
 import type { StoryEntry } from "../jobs/story.js";
 
-const JOB_STATES: JobState[] = ["planning", "embedding", "searching", "scoring", "selecting", "writing", "cancelling", "done", "failed", "cancelled"];
+const JOB_STATES: JobState[] = ["planning", "embedding", "searching", "candidates", "scoring", "selecting", "writing", "cancelling", "done", "failed", "cancelled"];
 const TILE_STATES: TileState[] = ["planned", "queued", "running", "stored", "failed"];
 const TASK_SECONDS_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 7200];
 /** Finished jobs whose series are kept; older ones are removed (each job's series are a handful). */

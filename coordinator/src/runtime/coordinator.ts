@@ -79,6 +79,11 @@ export type CoordinatorDeps = {
   conflictTolerance?: number;
   /** Where distributed selections run (a cluster: the workers over NATS); default: shard hosts in this process. */
   selectionHosts?: SelectionHosts;
+  /**
+   * Exact candidate searches (SE kernel) as search tiles on the workers (`--search-on workers`);
+   * default false: in the job's thread. Cell-probe searches stay in the thread either way.
+   */
+  searchOnWorkers?: boolean;
 };
 
 export const DEFAULT_CONFLICT_TOLERANCE = 1e-5;
@@ -419,6 +424,7 @@ export class Coordinator {
     const bodies: Record<TaskStart["kind"], () => TaskBody> = {
       plan: () => (ctx) => this.planTask(entry, ctx, (i as { resume: boolean }).resume),
       search: () => (ctx) => this.searchTask(entry, ctx),
+      gather: () => (ctx) => this.gatherTask(entry, ctx),
       publish: () => (ctx) => this.publishTask(entry, ctx, (i as { tileIds: string[] }).tileIds),
       store: () => (ctx) => this.storeTask(entry, ctx, i as { tileId: string; request: string }),
       reconcile: () => (ctx) => this.reconcileTask(entry, ctx, (i as { tileIds: string[] }).tileIds),
@@ -446,9 +452,27 @@ export class Coordinator {
   private async searchTask(entry: JobEntry, ctx: TaskContext): Promise<JobEvent> {
     const id = entry.record.id;
     const started = performance.now();
-    const r = await this.threadOf(entry).call("search", {}, { signal: ctx.signal });
+    const r = await this.threadOf(entry).call("search", { workers: this.deps.searchOnWorkers === true }, { signal: ctx.signal });
+    if (r.work) {
+      // The matrix blob goes to the object store once (content-named), before any tile naming it is published.
+      const m = r.work.matrix;
+      const sent = (await this.deps.blobs.has(m.name)) ? 0 : (await this.deps.blobs.putFile(m.name, m.path), m.bytes);
+      ctx.signal.throwIfAborted();
+      const tiles = r.work.tiles.map((t) => ({ id: t.id, pairs: t.pairs, stored: this.deps.store.has(t.id) }));
+      this.log.info({ job: id, tiles: tiles.length, stored: tiles.filter((t) => t.stored).length, matrix: m.name, bytes: m.bytes, sent }, `job ${id}: exact candidate search as ${tiles.length} search tiles on the workers (${tiles.filter((t) => t.stored).length} already stored; matrix ${m.bytes} bytes, ${sent} sent to the object store)`);
+      return { type: "search-done", task: ctx.id, tiles };
+    }
     const how = r.searches.map((f) => `${f.method}${f.cells !== null ? ` (${f.cells} cells, ${f.probes} probes, sampled recall ${f.sampledRecall?.toFixed(3) ?? "-"})` : ""} in ${f.seconds.toFixed(1)} s`).join("; ");
     this.log.info({ job: id, nnz: r.nnz, seconds: (performance.now() - started) / 1000, searches: r.searches }, `job ${id}: candidate search done (${how || "dense: no search"}), kernel of ${r.nnz} entries`);
+    return { type: "search-done", task: ctx.id };
+  }
+
+  /** The workers' search tiles, all stored: merged into the kernels' candidate lists in the job's thread. */
+  private async gatherTask(entry: JobEntry, ctx: TaskContext): Promise<JobEvent> {
+    const id = entry.record.id;
+    const started = performance.now();
+    const r = await this.threadOf(entry).call("gather", {}, { signal: ctx.signal });
+    this.log.info({ job: id, nnz: r.nnz, seconds: (performance.now() - started) / 1000, searches: r.searches }, `job ${id}: candidate search done (exact, on the workers; merged in ${((performance.now() - started) / 1000).toFixed(1)} s), kernel of ${r.nnz} entries`);
     return { type: "search-done", task: ctx.id };
   }
 
@@ -610,7 +634,13 @@ export class Coordinator {
   private async checkUpload(entry: JobEntry, r: ResultUpload): Promise<string | null> {
     const tile = entry.record.tiles.get(r.tileId);
     if (!tile) return null;
-    const shape = entry.record.state === "embedding" ? embedResultProblem(r.tileId, r.output, tile.pairs, entry.embedDim ?? 0) : distancesProblem(r.tileId, r.output, tile.pairs);
+    const state = entry.record.state;
+    const shape =
+      state === "embedding"
+        ? embedResultProblem(r.tileId, r.output, tile.pairs, entry.embedDim ?? 0)
+        : state === "candidates"
+          ? await this.threadOf(entry).call("searchProblem", { id: r.tileId, values: r.output.distances }).catch((err) => `tile ${r.tileId}: could not check the search result (${(err as Error).message})`)
+          : distancesProblem(r.tileId, r.output, tile.pairs);
     if (shape) return shape;
     let expected = entry.macs.get(r.tileId) ?? null;
     if (expected === null && entry.thread?.alive !== false) {

@@ -16,6 +16,7 @@ import { planJob, type PlannedJob } from "../runtime/plan-job.js";
 import { readStoredTile } from "../store/tile-store.js";
 import { holdRequested, type HoldPoint } from "./hold.js";
 import { embedOfPlan, embedTileMessage, searchSetsFromTiles, type EmbedPlan } from "./embed-ops.js";
+import { gatherSearchWork, planSearchWork, searchTileMessage, searchUploadProblem, searchWorkTiles, type SearchWorkPlan } from "./search-work.js";
 
 /** What a job's thread keeps between calls. */
 export type ThreadState = {
@@ -36,10 +37,12 @@ export type ThreadState = {
   embed: EmbedPlan | null;
   /** The corpus objects tile messages index (written when the job has tiles). */
   corpus: CorpusRef | null;
+  /** The job's exact candidate search as worker tiles (search on workers), until gathered. */
+  searchWork: SearchWorkPlan | null;
 };
 
 export function newThreadState(jobId: string, hold: (point: HoldPoint) => void, progress: (p: PhaseProgress) => void = () => undefined): ThreadState {
-  return { jobId, hold, progress, spec: null, key: null, storeDir: null, planned: null, selected: null, kernels: null, sharded: null, embed: null, corpus: null };
+  return { jobId, hold, progress, spec: null, key: null, storeDir: null, planned: null, selected: null, kernels: null, sharded: null, embed: null, corpus: null, searchWork: null };
 }
 
 type Result<T> = Promise<{ value: T; transfer?: TransferListItem[] }>;
@@ -64,6 +67,9 @@ export type PlanResult = {
 export type PlanDescription = { summary: string; skipped: string[] };
 
 export type EncodedTile = { id: string; data: Uint8Array; mac: string };
+
+/** The search phase handed to the workers: its tiles and the matrix blob (a file) they read. */
+export type SearchWorkOut = { tiles: { id: string; pairs: number }[]; matrix: { name: string; path: string; bytes: number } };
 
 export type ThreadOps = typeof THREAD_OPS;
 
@@ -102,23 +108,51 @@ export const THREAD_OPS = {
    * The candidate search phase of the SE kernel on given embeddings: each kernel's candidate
    * lists, kept for `select`, which computes their similarities straight into the chunked kernel.
    */
-  async search(state: ThreadState, _input: Record<string, never>): Result<{ nnz: number; searches: SearchFacts[] }> {
+  async search(state: ThreadState, input: { workers: boolean }): Result<{ nnz: number; searches: SearchFacts[]; work: SearchWorkOut | null }> {
     const { planned: given, spec, storeDir } = ready(state);
     // The workers' embeddings (embed tiles) become the job's matrix, as given embeddings would be: the selection stages its similarities from it.
     const planned = state.embed ? { ...given, sets: await searchSetsFromTiles(state.embed, given.sets, storeDir, new PhaseMeter("embeddings", state.progress)) } : given;
     state.planned = planned;
+    if (input.workers) {
+      // Exact searches go to the workers as tiles; the `gather` op merges their lists.
+      const work = await planSearchWork(spec, planned, join(storeDir, "search-matrices"));
+      state.searchWork = work;
+      if (work) return { value: { nnz: 0, searches: [], work: { tiles: searchWorkTiles(work), matrix: { name: work.matrix.name, path: work.matrix.path, bytes: work.matrix.bytes } } } };
+    }
     const meter = new PhaseMeter("candidates", state.progress);
     const searches: SearchFacts[] = [];
     const searched = await searchJobKernels(spec, planned, { onProgress: meter.searchProgress(), onSearched: (f) => searches.push(f) });
     state.kernels = searched;
-    return { value: { nnz: searchedEntries(searched.main) + (searched.second ? searchedEntries(searched.second) : 0), searches } };
+    return { value: { nnz: searchedEntries(searched.main) + (searched.second ? searchedEntries(searched.second) : 0), searches, work: null } };
+  },
+
+  /** The workers' search tiles (all stored) merged per query block into the kernels' candidate tables, as `search` makes them. */
+  async gather(state: ThreadState, _input: Record<string, never>): Result<{ nnz: number; searches: SearchFacts[] }> {
+    const { spec, storeDir } = ready(state);
+    const work = state.searchWork;
+    if (!work) throw new Error(`job ${state.jobId}: no search tiles to gather`);
+    const meter = new PhaseMeter("candidates", state.progress);
+    const { kernels, facts } = await gatherSearchWork(spec, work, async (id) => (await readStoredTile(storeDir, id)).distances, (done, total) => meter.tick("merging worker lists", done, total, "tiles"));
+    state.kernels = { main: kernels[0], second: kernels[1] ?? null };
+    state.searchWork = null;
+    return { value: { nnz: kernels.reduce((n, k) => n + searchedEntries(k), 0), searches: facts } };
+  },
+
+  /** Why an uploaded search tile result is refused (null: well formed for its tile). */
+  async searchProblem(state: ThreadState, input: { id: string; values: Float32Array }): Result<string | null> {
+    if (!state.searchWork) return { value: `job ${state.jobId} has no search tiles now` };
+    return { value: searchUploadProblem(state.searchWork, input.id, input.values) };
   },
 
   /** Tile messages to publish, with their authentication codes. */
   async tiles(state: ThreadState, input: { ids: string[] }): Result<EncodedTile[]> {
     const { planned, key } = ready(state);
-    const corpus = state.embed ? null : corpusOf(state);
+    const corpus = state.embed || state.searchWork ? null : corpusOf(state);
     const out = input.ids.map((id) => {
+      if (state.searchWork?.byId.has(id)) {
+        const data = new Uint8Array(searchTileMessage(state.searchWork, state.jobId, id));
+        return { id, data, mac: tileMac(key, state.jobId, id, data) };
+      }
       // A copy in a buffer of its own: the encoder's output may share one, and each is transferred.
       const data = new Uint8Array(state.embed ? embedTileMessage(state.embed, planned, state.jobId, id) : encodeTileMessage({ jobId: state.jobId, tileId: id, corpus: corpus!, work: indexedTileWork(tileOf(planned, id)) }));
       return { id, data, mac: tileMac(key, state.jobId, id, data) };
@@ -129,9 +163,10 @@ export const THREAD_OPS = {
   /** Authentication codes of tiles as they are (or would be) published, to check an upload against. */
   async macs(state: ThreadState, input: { ids: string[] }): Result<{ id: string; mac: string | null }[]> {
     const { planned, key } = ready(state);
-    const corpus = state.embed ? null : corpusOf(state);
+    const corpus = state.embed || state.searchWork ? null : corpusOf(state);
     return {
       value: input.ids.map((id) => {
+        if (state.searchWork?.byId.has(id)) return { id, mac: tileMac(key, state.jobId, id, searchTileMessage(state.searchWork, state.jobId, id)) };
         if (state.embed) return { id, mac: state.embed.byId.has(id) ? tileMac(key, state.jobId, id, embedTileMessage(state.embed, planned, state.jobId, id)) : null };
         const tile = planned.tiles.get(id);
         return { id, mac: tile ? tileMac(key, state.jobId, id, encodeTileMessage({ jobId: state.jobId, tileId: id, corpus: corpus!, work: indexedTileWork(tile) })) : null };
