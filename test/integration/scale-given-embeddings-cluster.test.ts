@@ -15,7 +15,9 @@ import { TINY_MODEL, tempDir } from "../helpers/paths.js";
  * sparse utility kernel whose candidates come from given embeddings is computed by the workers'
  * tiles and equals the embedded one byte for byte. Without given embeddings, the SE kernel's samples
  * are embedded by the workers (planning -> embedding -> searching), survive a worker SIGKILLed in
- * the middle of it and select the same records as the embedded default.
+ * the middle of it and select the same records as the embedded default. The exact candidate
+ * search runs on the workers (the coordinator's default --search-on workers) as search tiles:
+ * searching -> candidates -> selecting, the same selection as the embedded default's in-thread search.
  */
 const dir = tempDir("delift-scale-cluster-");
 test.after(() => dir.cleanup());
@@ -63,13 +65,16 @@ test("given embeddings on a cluster: the SE selection (searching phase in watch 
     assert.match(watched.log, new RegExp(`job ${job} done`));
     const jobs = await runCli(["jobs"], env);
     assert.match(jobs.log, /JOB\s+STATE\s+STAGE\s+TILES\s+PHASE/);
-    assert.match(jobs.log, new RegExp(`${job}\\s+done\\s+instruction\\s+0/0\\s+-`));
+    // The exact search ran on the workers as one search tile (32 queries x 32 rows).
+    assert.match(jobs.log, new RegExp(`${job}\\s+done\\s+instruction\\s+1/1\\s+-`));
     const out = join(dir.path, "cluster-se");
     assert.is((await runCli(["result", job, "--out", out], env)).code, 0);
     assertSameBytes(readFileSync(join(out, "selected.jsonl")), readFileSync(join(local, "selected.jsonl")), "cluster vs embedded SE selection");
     const story = await runCli(["story", job], env);
     assert.match(story.log, /planning -> searching/);
-    assert.match(story.log, /searching -> selecting/);
+    assert.match(story.log, /searching -> candidates/);
+    assert.match(story.log, /candidates -> selecting/);
+    assert.ok((await cluster.status(job)).workers.reduce((n, w) => n + w.tiles, 0) === 1, "a worker computed the search tile");
 
     const kernelJob = await runCli(["submit", "--kernel-only", "--wait", ...sparse], env);
     assert.is(kernelJob.code, 0, kernelJob.log);
@@ -87,13 +92,15 @@ test("given embeddings on a cluster: the SE selection (searching phase in watch 
     cluster.workers.get("w1")!.kill("SIGKILL");
     const done = await cluster.waitForJob(encJob, (s) => s.state === "done" || s.state === "failed");
     assert.is(done.state, "done", done.error);
-    assert.ok(done.tilesTotal > 2 && done.pairsTotal === N, `embed tiles over the ${N} samples (${done.tilesTotal} tiles, ${done.pairsTotal} samples)`);
+    // Embed tiles over the N samples, then the search tile's N queries.
+    assert.ok(done.tilesTotal > 3 && done.pairsTotal === 2 * N, `embed tiles over the ${N} samples and a search tile (${done.tilesTotal} tiles, ${done.pairsTotal} samples)`);
     const encOut = join(dir.path, "cluster-encoded");
     assert.is((await runCli(["result", encJob, "--out", encOut], env)).code, 0);
     assertSameBytes(readFileSync(join(encOut, "selected.jsonl")), readFileSync(join(localEncoded, "selected.jsonl")), "cluster (workers' embeddings) vs embedded SE selection");
     const encStory = await runCli(["story", encJob], env);
     assert.match(encStory.log, /planning -> embedding/);
     assert.match(encStory.log, /embedding -> searching/);
+    assert.match(encStory.log, /searching -> candidates/);
     assert.match(encStory.log, /worker w2/);
   } finally {
     await cluster.stop();

@@ -9,6 +9,9 @@ import { matrixRowsOf, searchGivenCandidates } from "../../coordinator/src/plan/
 import { gatherSearchWork, planSearchWork, searchUploadProblem } from "../../coordinator/src/tasks/search-work.js";
 import { SearchExecutor } from "../../worker/src/search/search-executor.js";
 import type { ResultSender } from "../../worker/src/mod.js";
+import { newJob, type JobEvent, type JobSettings } from "../../coordinator/src/jobs/job-state.js";
+import { handleStimulus } from "../../coordinator/src/jobs/machine.js";
+import { replayStory, storyEntries } from "../../coordinator/src/jobs/story.js";
 import { writeSamples } from "../helpers/kernels.js";
 import { tempDir, TINY_MODEL } from "../helpers/paths.js";
 
@@ -122,6 +125,72 @@ test("on the embedded bus: searching -> candidates -> selecting, the in-thread s
   const c = await runEmbeddedJob(spec(), { out: cancelled, storeDir: join(dir.path, "store-c"), device: "cpu", searchOnWorkers: true, signal: stop.signal, wrapSender: (inner) => forging(inner, () => stop.abort(), false) });
   assert.is(c.status.state, "cancelled");
   assert.is(existsSync(cancelled), false, "no output after a cancel");
+});
+
+const SETTINGS: JobSettings = { kind: "select", ackWaitMs: 1000, maxDeliver: 3, maxQueued: 2, conflictTolerance: 1e-5 };
+const T1 = "a1".repeat(32);
+const T2 = "b2".repeat(32);
+
+function machine() {
+  const job = newJob("j1", 1, SETTINGS);
+  const story: StoryEntry[] = [];
+  let n = 1;
+  let seq = 0;
+  const starts: string[] = [];
+  const feed = (event: JobEvent) => {
+    const st = { id: `s${n}`, t: n++, event };
+    const out = handleStimulus(job, st);
+    for (const i of out.instructions) if (i.type === "start") starts.push(i.kind);
+    story.push(...storyEntries("j1", st, out.changes, () => seq++));
+    return out;
+  };
+  const task = (kind: string) => [...job.tasks].find(([, k]) => k === kind)?.[0] ?? assert.unreachable(`no ${kind} task`);
+  feed({ type: "submitted", settings: SETTINGS });
+  feed({ type: "plan-done", task: task("plan") as string, tiles: [], samples: 10, search: true });
+  return { job, feed, task: (k: string) => task(k) as string, story, starts };
+}
+const json = (x: unknown) => JSON.stringify(x, (_k, v) => (v instanceof Map ? [...v] : v instanceof Set ? [...v] : v));
+
+test("the machine: a search handed out as tiles runs them in candidates (published, stored, a health hand-back republished), gathers, then selects; the story replays", () => {
+  const d = machine();
+  d.feed({ type: "search-done", task: d.task("search"), tiles: [{ id: T1, pairs: 5, stored: false }, { id: T2, pairs: 5, stored: true }] });
+  assert.is(d.job.state, "candidates");
+  assert.is(d.job.counts.tilesReused, 1);
+  d.feed({ type: "publish-done", task: d.task("publish"), tileIds: [T1], bytes: 10 });
+  d.feed({ type: "tile-started", request: "r1", tileId: T1, worker: "w1", attempt: 1 });
+  d.feed({ type: "tile-failed", request: "r2", tileId: T1, worker: "w1", attempt: 1, error: "fetch failed", kind: "health" });
+  assert.is(d.job.tiles.get(T1)!.state, "planned");
+  d.feed({ type: "publish-done", task: d.task("publish"), tileIds: [T1], bytes: 10 });
+  d.feed({ type: "result-received", request: "r3", tileId: T1, worker: "w2", attempt: 1, problem: null });
+  d.feed({ type: "store-done", task: d.task("store"), request: "r3", tileId: T1, worker: "w2", attempt: 1, seconds: 1, bytes: 40, outcome: "stored" });
+  assert.is(d.job.state, "candidates");
+  assert.ok(d.starts.includes("gather"));
+  d.feed({ type: "search-done", task: d.task("gather") });
+  assert.is(d.job.state, "selecting");
+  d.feed({ type: "select-done", task: d.task("select") });
+  d.feed({ type: "write-done", task: d.task("write"), summary: "ok" });
+  assert.is(d.job.state, "done");
+  assert.is(json(replayStory(d.story)), json(d.job));
+});
+
+test("the machine: every search tile already stored gathers at once; a failed gather fails the job; a cancel in candidates aborts and ends cancelled", () => {
+  const reused = machine();
+  reused.feed({ type: "search-done", task: reused.task("search"), tiles: [{ id: T1, pairs: 5, stored: true }] });
+  assert.is(reused.job.state, "candidates");
+  reused.feed({ type: "task-failed", task: reused.task("gather"), error: "a stored list is damaged", errorName: "Error", aborted: false });
+  assert.is(reused.job.state, "failed");
+  assert.is(reused.job.failedDuring, "candidates");
+
+  const cancelled = machine();
+  cancelled.feed({ type: "search-done", task: cancelled.task("search"), tiles: [{ id: T1, pairs: 5, stored: false }] });
+  const publish = cancelled.task("publish");
+  const out = cancelled.feed({ type: "cancel", reason: "stop" });
+  assert.ok(out.instructions.some((i) => i.type === "abort" && i.task === publish));
+  assert.is(cancelled.job.state, "cancelling");
+  cancelled.feed({ type: "task-failed", task: publish, error: "aborted", errorName: "AbortError", aborted: true });
+  assert.is(cancelled.job.state, "cancelled");
+  const late = cancelled.feed({ type: "tile-started", request: "r9", tileId: T1, worker: "w1", attempt: 1 });
+  assert.ok(late.instructions.some((i) => i.type === "reply" && (i.reply as { wanted?: boolean }).wanted === false), "a cancelled job wants no more search tiles");
 });
 
 test.run();

@@ -83,9 +83,9 @@ export async function planSearchWork(spec: JobSpec, planned: PlannedJob, dir: st
   return { matrix: blob, kernels, byId, startedAt };
 }
 
-/** Tiles to publish, once each (pairs: query x corpus rows). */
+/** Tiles to publish, once each (pairs: the tile's queries, as embed tiles count their samples). */
 export function searchWorkTiles(plan: SearchWorkPlan): { id: string; pairs: number }[] {
-  return [...plan.byId].map(([id, w]) => ({ id, pairs: w.queries.length * w.corpus.length }));
+  return [...plan.byId].map(([id, w]) => ({ id, pairs: w.queries.length }));
 }
 
 export function searchTileMessage(plan: SearchWorkPlan, jobId: string, tileId: string): Uint8Array {
