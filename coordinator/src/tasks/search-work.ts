@@ -50,7 +50,8 @@ export function searchTileId(w: SearchTileWork): string {
 
 /**
  * The job's search as worker tiles, or null where it stays in the thread: a dense SE kernel (no
- * search), a search past the exact limit (cell probes), or an empty side.
+ * search), a search past the exact limit (cell probes), an empty side, or corpus rows that do not
+ * rise in the matrix.
  */
 export async function planSearchWork(spec: JobSpec, planned: PlannedJob, dir: string, shape: { queryRows?: number; corpusRows?: number } = {}): Promise<SearchWorkPlan | null> {
   const sparse = spec.scoring.candidates;
@@ -64,6 +65,8 @@ export async function planSearchWork(spec: JobSpec, planned: PlannedJob, dir: st
   for (const s of sides) {
     if (s.rows.length === 0 || s.cols.length === 0 || sparse.neighbors <= 0) return null;
     if (chooseSearchMethod(s.rows.length, s.cols.length, matrix.dim) !== "exact") return null;
+    // A search tile's corpus rows rise (its ties go to the lower row); any other order stays in the thread.
+    for (let c = 1; c < s.cols.length; c++) if (s.cols[c] <= s.cols[c - 1]) return null;
   }
   const startedAt = performance.now();
   const blob = await writeMatrixBlob(matrix, dir);
