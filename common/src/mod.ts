@@ -73,7 +73,8 @@ export { CORPUS_BLOCK, QUERY_BLOCK, emptyLists, runSearchTile, sortedLists, sort
 export type { SearchLists, SearchTile } from "./candidates/search-tile.js";
 export { exactSearch, planExactTiles } from "./candidates/exact-search.js";
 export type { SearchOptions, SearchProgress } from "./candidates/exact-search.js";
-export { DEFAULT_TARGET_RECALL, cellProbeSearch } from "./candidates/cell-probe.js";
+export { DEFAULT_TARGET_RECALL, cellProbeSearch, mergeCellTile, planCellProbeTiles } from "./candidates/cell-probe.js";
+export type { CellProbePlan } from "./candidates/cell-probe.js";
 export type { CellProbeOptions, CellProbeResult } from "./candidates/cell-probe.js";
 export { hnswSearch } from "./candidates/hnsw-search.js";
 export type { HnswOptions, HnswResult } from "./candidates/hnsw-search.js";

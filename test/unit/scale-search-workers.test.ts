@@ -2,7 +2,8 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { LocalBlobStore, npyHeader, type JobStatusMessage } from "../../common/src/mod.js";
+import { cellProbeSearch, LocalBlobStore, npyHeader, type JobStatusMessage } from "../../common/src/mod.js";
+import { candidateTable } from "../../coordinator/src/plan/candidates.js";
 import { runEmbeddedJob } from "../../cli/src/embedded/run-embedded-job.js";
 import { parseJobSpec, planJob, type StoryEntry } from "../../coordinator/src/mod.js";
 import { matrixRowsOf, searchGivenCandidates } from "../../coordinator/src/plan/given-embeddings.js";
@@ -73,6 +74,32 @@ test("worker search tiles (2 x 4 query x corpus blocks) merge into the thread's 
   assert.match(searchUploadProblem(plan!, id, reordered) ?? "", /best first/);
   assert.match(searchUploadProblem(plan!, id, good.subarray(1)) ?? "", /values, expected/);
   assert.match(searchUploadProblem(plan!, "cd".repeat(32), good) ?? "", /not one of the job's search tiles/);
+});
+
+test("cell-probe search as worker tiles: k-means and probes in the thread, the cells' tiles on a worker, merged per chunk: cellProbeSearch's table byte for byte", async () => {
+  const s = spec();
+  const planned = await planJob(s);
+  const plan = await planSearchWork(s, planned, join(dir.path, "matrices"), { method: "cells" });
+  assert.ok(plan);
+  assert.ok(plan!.byId.size > 3, `one tile per probed cell (${plan!.byId.size})`);
+  const blobs = new LocalBlobStore();
+  await blobs.putFile(plan!.matrix.name, plan!.matrix.path);
+  const worker = new SearchExecutor(blobs, join(dir.path, "fetch"), { device: "cpu" });
+  const results = new Map<string, Float32Array>();
+  try {
+    for (const [id, work] of plan!.byId) results.set(id, (await worker.compute(work)).distances);
+  } finally {
+    await worker.dispose();
+  }
+  const { kernels, facts } = await gatherSearchWork(s, plan!, async (id) => results.get(id)!);
+  const rows = matrixRowsOf(planned.sets, planned.sets.v);
+  const sparse = s.scoring.candidates!;
+  const own = await cellProbeSearch(planned.sets.embeddings!, rows, rows, sparse.neighbors, { seed: sparse.seed });
+  const table = candidateTable(own.lists, rows, sparse);
+  assert.is(facts[0].method, "cells");
+  assert.is(facts[0].probes, own.probes);
+  assert.ok(Buffer.from(kernels[0].table!.ptr.buffer).equals(Buffer.from(table.ptr.buffer)), "same row pointers");
+  assert.ok(Buffer.from(kernels[0].table!.ids.buffer).equals(Buffer.from(table.ids.buffer)), "same candidates");
 });
 
 const forging = (inner: ResultSender, onUpload: () => void, forge: boolean): ResultSender => {

@@ -54,9 +54,9 @@ refuses to start, or with --standby waits and takes over when the first stops re
   --conflict-tolerance X largest difference between two results of one tile (float differences between
                          devices) that still counts as the same: the stored values are kept and the
                          difference logged; beyond it the job fails (default ${DEFAULT_CONFLICT_TOLERANCE})
-  --search-on W          workers (default) | coordinator: where the SE kernel's exact candidate search
-                         runs (search tiles on the workers, or the job's thread here); cell-probe
-                         searches (past the exact limit) run here either way
+  --search-on W          workers (default) | coordinator: where the SE kernel's candidate search runs
+                         (search tiles on the workers: exact tiles, or per-cell tiles after the
+                         k-means and probe tuning here; or all of it in the job's thread here)
   --metrics HOST:PORT    serve Prometheus metrics on http://HOST:PORT/metrics (jobs' tiles by state,
                          pairs, queue depth, tile durations, bytes, tasks; RSS, event-loop delay)
   --log-format F         pretty (default) | json;  --log-level L  debug | info (default) | warn | error

@@ -119,6 +119,71 @@ export async function cellProbeSearch(matrix: EmbeddingMatrix, queries: Uint32Ar
   }
 }
 
+/**
+ * Cell-probe search cut into its tiles without running them (search tiles for workers): the
+ * k-means, the cell assignment and the probe tuning run here, as cellProbeSearch runs them; then,
+ * per query chunk, each probed cell's tile (queries of the chunk that probe it x the cell's
+ * members) with the chunk positions of its queries. Merging each chunk's tile lists in cell order
+ * (mergeCellTile) gives cellProbeSearch's lists byte for byte.
+ */
+export type CellProbePlan = {
+  k: number;
+  cells: number;
+  probes: number;
+  sampledRecall: number | null;
+  searchedFraction: number;
+  chunks: { positions: Uint32Array; tiles: { local: Uint32Array; tile: SearchTile }[] }[];
+};
+
+export async function planCellProbeTiles(matrix: EmbeddingMatrix, queries: Uint32Array, examples: Uint32Array, k: number, options: CellProbeOptions = {}): Promise<CellProbePlan> {
+  const engine = options.engine ?? (await KnnEngine.create({ device: options.device, threads: options.threads }));
+  const check = () => {
+    if (options.signal?.aborted) throw new AbortedError("the candidate search was cancelled");
+  };
+  try {
+    const kk = Math.min(k, examples.length);
+    const nCells = Math.max(1, Math.min(options.cells ?? Math.round(2 * Math.sqrt(examples.length)), examples.length, 1 << 16));
+    const seed = options.seed ?? 0;
+    const centroids = await trainCentroids(engine, matrix, examples, nCells, options.trainPoints ?? 64 * nCells, options.iterations ?? 10, seed, check);
+    const cellOf = await nearestCells(engine, matrix, examples, centroids, nCells, check);
+    const cells = cellLists(cellOf, examples, nCells);
+    let probes: number;
+    let sampledRecall: number | null = null;
+    if (options.probes === undefined || options.probes === "auto") {
+      const tuned = await tuneProbes(engine, matrix, queries, examples, kk, centroids, nCells, cellOf, options.targetRecall ?? DEFAULT_TARGET_RECALL, options.sampleQueries ?? 256, seed);
+      probes = tuned.probes;
+      sampledRecall = tuned.recall;
+    } else {
+      if (!(Number.isInteger(options.probes) && options.probes >= 1)) throw new ConfigError(`probes must be a positive integer, got ${options.probes}`);
+      probes = Math.min(options.probes, nCells);
+    }
+    const chunks: CellProbePlan["chunks"] = [];
+    let searched = 0;
+    for (let q0 = 0; q0 < queries.length; q0 += QUERY_CHUNK) {
+      const positions = Uint32Array.from({ length: Math.min(QUERY_CHUNK, queries.length - q0) }, (_, t) => q0 + t);
+      const chunkQueries = Uint32Array.from(positions, (t) => queries[t]);
+      const probing = await probeLists(engine, matrix, chunkQueries, centroids, nCells, cells, probes, kk, check);
+      const tiles: CellProbePlan["chunks"][number]["tiles"] = [];
+      for (let c = 0; c < nCells; c++) {
+        const local = probing.members.slice(probing.ptr[c], probing.ptr[c + 1]);
+        const corpus = cells.members.slice(cells.ptr[c], cells.ptr[c + 1]);
+        if (local.length === 0 || corpus.length === 0) continue;
+        tiles.push({ local, tile: { queries: Uint32Array.from(local, (t) => chunkQueries[t]), corpus } });
+        searched += local.length * corpus.length;
+      }
+      chunks.push({ positions, tiles });
+    }
+    return { k: kk, cells: nCells, probes, sampledRecall, searchedFraction: searched / Math.max(1, queries.length * examples.length), chunks };
+  } finally {
+    if (!options.engine) await engine.release();
+  }
+}
+
+/** Merges one cell tile's lists (row r = chunk query local[r]) into its chunk's lists, as cellProbeSearch does. */
+export function mergeCellTile(into: TopKLists, local: Uint32Array, part: TopKLists): void {
+  scatterMerge(into, local, part);
+}
+
 /** Spherical k-means (Lloyd) on a seeded sample of the examples; centroids are unit rows. */
 async function trainCentroids(engine: KnnEngine, matrix: EmbeddingMatrix, examples: Uint32Array, nCells: number, trainPoints: number, iterations: number, seed: number, check: () => void): Promise<Float32Array> {
   const dim = matrix.dim;

@@ -80,8 +80,9 @@ export type CoordinatorDeps = {
   /** Where distributed selections run (a cluster: the workers over NATS); default: shard hosts in this process. */
   selectionHosts?: SelectionHosts;
   /**
-   * Exact candidate searches (SE kernel) as search tiles on the workers (`--search-on workers`);
-   * default false: in the job's thread. Cell-probe searches stay in the thread either way.
+   * Candidate searches (SE kernel) as search tiles on the workers (`--search-on workers`): exact
+   * tiles, or cell-probe's per-cell tiles (k-means and probe tuning stay in the job's thread);
+   * default false: the whole search in the job's thread.
    */
   searchOnWorkers?: boolean;
 };
@@ -459,7 +460,7 @@ export class Coordinator {
       const sent = (await this.deps.blobs.has(m.name)) ? 0 : (await this.deps.blobs.putFile(m.name, m.path), m.bytes);
       ctx.signal.throwIfAborted();
       const tiles = r.work.tiles.map((t) => ({ id: t.id, pairs: t.pairs, stored: this.deps.store.has(t.id) }));
-      this.log.info({ job: id, tiles: tiles.length, stored: tiles.filter((t) => t.stored).length, matrix: m.name, bytes: m.bytes, sent }, `job ${id}: exact candidate search as ${tiles.length} search tiles on the workers (${tiles.filter((t) => t.stored).length} already stored; matrix ${m.bytes} bytes, ${sent} sent to the object store)`);
+      this.log.info({ job: id, tiles: tiles.length, stored: tiles.filter((t) => t.stored).length, matrix: m.name, bytes: m.bytes, sent }, `job ${id}: candidate search as ${tiles.length} search tiles on the workers (${tiles.filter((t) => t.stored).length} already stored; matrix ${m.bytes} bytes, ${sent} sent to the object store)`);
       return { type: "search-done", task: ctx.id, tiles };
     }
     const how = r.searches.map((f) => `${f.method}${f.cells !== null ? ` (${f.cells} cells, ${f.probes} probes, sampled recall ${f.sampledRecall?.toFixed(3) ?? "-"})` : ""} in ${f.seconds.toFixed(1)} s`).join("; ");
@@ -472,7 +473,7 @@ export class Coordinator {
     const id = entry.record.id;
     const started = performance.now();
     const r = await this.threadOf(entry).call("gather", {}, { signal: ctx.signal });
-    this.log.info({ job: id, nnz: r.nnz, seconds: (performance.now() - started) / 1000, searches: r.searches }, `job ${id}: candidate search done (exact, on the workers; merged in ${((performance.now() - started) / 1000).toFixed(1)} s), kernel of ${r.nnz} entries`);
+    this.log.info({ job: id, nnz: r.nnz, seconds: (performance.now() - started) / 1000, searches: r.searches }, `job ${id}: candidate search done on the workers (${r.searches.map((f) => `${f.method}${f.cells !== null ? ` (${f.cells} cells, ${f.probes} probes, sampled recall ${f.sampledRecall?.toFixed(3) ?? "-"})` : ""} in ${f.seconds.toFixed(1)} s`).join("; ")}; lists merged in ${((performance.now() - started) / 1000).toFixed(1)} s), kernel of ${r.nnz} entries`);
     return { type: "search-done", task: ctx.id };
   }
 
