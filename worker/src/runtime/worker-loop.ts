@@ -98,6 +98,8 @@ export class WorkerLoop {
   private readonly engines = new Map<string, TileEngine>();
   private readonly encoders: EncoderCache;
   private searcher: SearchExecutor | null = null;
+  /** The search matrix each job's tiles name (a matrix is dropped once no active job names it). */
+  private readonly searchMatrices = new Map<string, string>();
   private active: { ids: string[]; at: number } = { ids: [], at: 0 };
   private stopping = false;
   private slots: Promise<void>[] = [];
@@ -210,6 +212,8 @@ export class WorkerLoop {
         this.warmed.delete(id);
         this.o.corpora.forget(id);
       }
+      for (const id of [...this.searchMatrices.keys()]) if (!ids.includes(id)) this.searchMatrices.delete(id);
+      this.searcher?.retain(new Set(this.searchMatrices.values()));
       for (const id of ids) if (!this.warmed.has(id)) this.warm(id);
     } catch (err) {
       this.logOnce(`active:read:${(err as Error).name}`, () => this.log.warn({ error: (err as Error).message }, `cannot read the active jobs: ${(err as Error).message}`));
@@ -302,6 +306,7 @@ export class WorkerLoop {
       if (!this.o.blobs) throw new WorkerHealthError("this worker has no object store to fetch search matrices from");
       this.searcher ??= new SearchExecutor(this.o.blobs, this.o.searchDir ?? "", this.o.models.runtimeOptions);
       const searcher = this.searcher;
+      this.searchMatrices.set(jobId, work.matrix);
       return { release: () => undefined, fed: () => null, compute: (s) => searcher.compute(work, s) };
     }
     const scoring = msg as TileMessage;
