@@ -180,7 +180,7 @@ export class TestCluster {
 
   logs(): string {
     const parts = [this.coordinator, ...this.workers.values()].filter(Boolean).map((p) => `--- ${p!.name}\n${p!.log.slice(-3000)}`);
-    return parts.join("\n");
+    return [...parts, `--- nats-server\n${this.nats.log.slice(-3000)}`].join("\n");
   }
 
   async stop(): Promise<void> {

@@ -14,6 +14,8 @@ export type NatsServerOptions = {
  * storage in a temp dir. restart() keeps port and storage, as an operator's restart would.
  */
 export class NatsServer {
+  /** The last 20 kB the server printed (its log goes to stderr), for failure reports. */
+  log = "";
   private process: ChildProcess | null = null;
   private constructor(
     readonly port: number,
@@ -73,7 +75,10 @@ export class NatsServer {
     const p = spawn("nats-server", ["-c", this.configPath], { stdio: ["ignore", "ignore", "pipe"] });
     this.process = p;
     let log = "";
-    p.stderr!.on("data", (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
+    p.stderr!.on("data", (d: Buffer) => {
+      log = (log + d.toString()).slice(-20_000);
+      this.log = log;
+    });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`nats-server did not start:\n${log}`)), 10_000);
       const check = () => {
