@@ -2,7 +2,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { TileStore } from "../../coordinator/src/store/tile-store.js";
+import { maxAbsDifference, TileStore } from "../../coordinator/src/store/tile-store.js";
 import { TileConflictError } from "../../coordinator/src/store/errors.js";
 import type { TileOutput } from "../../common/src/tiles/types.js";
 import { tempDir } from "../helpers/paths.js";
@@ -52,6 +52,14 @@ test("the same bytes again are a duplicate; different bytes are a TileConflictEr
     assert.equal([...(await store.get(ID1)).distances], [0.1, 0.2].map(Math.fround), "the stored tile is unchanged");
     assert.is(store.size, 1);
   }));
+
+test("identical bits are no difference, NaN patterns too (search tiles' padding ids); a NaN against a number is an infinite one", () => {
+  const bits = (values: number[]) => new Float32Array(Uint32Array.from(values).buffer);
+  assert.is(maxAbsDifference(bits([0xffffffff, 7, 0x3f800000]), bits([0xffffffff, 7, 0x3f800000])), 0);
+  assert.is(maxAbsDifference(bits([0xffffffff]), bits([0x3f800000])), Infinity);
+  assert.is(maxAbsDifference(new Float32Array([1, 2.5]), new Float32Array([1, 2])), 0.5);
+  assert.is(maxAbsDifference(new Float32Array([1]), new Float32Array([1, 2])), Infinity);
+});
 
 test("two concurrent puts of the same id and bytes: one stored, one duplicate", () =>
   withStore(async (store) => {

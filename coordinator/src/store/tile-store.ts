@@ -110,8 +110,13 @@ export class TileStore {
  */
 export function maxAbsDifference(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) return Infinity;
+  // Identical bits are no difference, NaN patterns included: search tiles carry uint32 ids as
+  // float32 bits, and their padding id (0xFFFFFFFF) reads as NaN.
+  const aBits = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const bBits = new Uint32Array(b.buffer, b.byteOffset, b.length);
   let max = 0;
   for (let k = 0; k < a.length; k++) {
+    if (aBits[k] === bBits[k]) continue;
     const d = Math.abs(a[k] - b[k]);
     if (!(d <= max)) max = Number.isNaN(d) ? Infinity : d;
   }
