@@ -16,7 +16,7 @@ import { TINY_MODEL, tempDir } from "../helpers/paths.js";
  * tiles and equals the embedded one byte for byte. Without given embeddings, the SE kernel's samples
  * are embedded by the workers (planning -> embedding -> searching), survive a worker SIGKILLed in
  * the middle of it and select the same records as the embedded default. The exact candidate
- * search runs on the workers (the coordinator's default --search-on workers) as search tiles:
+ * search runs on the workers (the coordinator's --search-on workers) as search tiles:
  * searching -> candidates -> selecting, the same selection as the embedded default's in-thread search.
  */
 const dir = tempDir("delift-scale-cluster-");
@@ -54,7 +54,7 @@ test("given embeddings on a cluster: the SE selection (searching phase in watch 
   const e = await runCli(["select", ...encoded, "--out", localEncoded, "--quiet", "--store", join(dir.path, "store-enc")]);
   assert.is(e.code, 0, e.log);
 
-  const cluster = await TestCluster.start({ workers: 2 });
+  const cluster = await TestCluster.start({ workers: 2, coordinatorArgs: ["--search-on", "workers"] });
   try {
     const env = { DELIFT_COORDINATOR: `127.0.0.1:${cluster.grpcPort}`, DELIFT_TOKEN: cluster.token };
     const submitted = await runCli(["submit", ...se], env);

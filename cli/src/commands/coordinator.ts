@@ -54,7 +54,7 @@ refuses to start, or with --standby waits and takes over when the first stops re
   --conflict-tolerance X largest difference between two results of one tile (float differences between
                          devices) that still counts as the same: the stored values are kept and the
                          difference logged; beyond it the job fails (default ${DEFAULT_CONFLICT_TOLERANCE})
-  --search-on W          workers (default) | coordinator: where the SE kernel's candidate search runs
+  --search-on W          coordinator (default) | workers: where the SE kernel's candidate search runs
                          (search tiles on the workers: exact tiles, or per-cell tiles after the
                          k-means and probe tuning here; or all of it in the job's thread here)
   --metrics HOST:PORT    serve Prometheus metrics on http://HOST:PORT/metrics (jobs' tiles by state,
@@ -96,7 +96,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const caPem = caFile ? readFileSync(caFile, "utf8") : undefined;
   const leaseTtlMs = Math.round((numberOption(values["lease-ttl"], "lease-ttl", 0.5, 3600) ?? 15) * 1000);
   const conflictTolerance = numberOption(values["conflict-tolerance"], "conflict-tolerance", 0, 1) ?? DEFAULT_CONFLICT_TOLERANCE;
-  const searchOn = (values["search-on"] as string | undefined) ?? "workers";
+  const searchOn = (values["search-on"] as string | undefined) ?? "coordinator";
   if (searchOn !== "workers" && searchOn !== "coordinator") throw new ConfigError(`--search-on ${searchOn}: expected workers or coordinator`);
   if (values["publish-token"] && !token) throw new ConfigError("--publish-token needs --token (or DELIFT_TOKEN)");
 
