@@ -95,11 +95,17 @@ Cluster("workers with least NATS permissions (cannot publish tiles): forged, alt
     const victim = await cluster.submit(job({ data: DATA6, queue: { ackWaitSeconds: 3, maxDeliver: 3, maxQueued: 1 } }));
     const donor = await cluster.submit(job({ data: DATA4, queue: { ackWaitSeconds: 3, maxDeliver: 3, maxQueued: 1 } }));
     const jsm = await jetstreamManager(nc);
+    // By sequence, not last_by_subj: nats-server 2.9.10 crashed (SIGSEGV in jsMsgGetRequest) on
+    // last_by_subj gets polled while the worker acked messages off the work queue.
     const first = async (jobId: string) => {
+      const stream = `DELIFT_TILES_${jobId}`;
       for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
-        const m = await jsm.streams.getMessage(`DELIFT_TILES_${jobId}`, { last_by_subj: `delift.tiles.${jobId}` }).catch(() => null);
-        if (m) return m;
-        await new Promise((r) => setTimeout(r, 50));
+        const info = await jsm.streams.info(stream).catch(() => null);
+        if (info && info.state.messages > 0) {
+          const m = await jsm.streams.getMessage(stream, { seq: info.state.first_seq }).catch(() => null);
+          if (m) return m;
+        }
+        await new Promise((r) => setTimeout(r, 100));
       }
       throw new Error(`no message of job ${jobId} seen in its stream\n${cluster.logs()}`);
     };
