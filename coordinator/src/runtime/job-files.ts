@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, readFile, rename } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { JobSpec } from "../jobs/job-spec.js";
 import type { JobCounts, JobSettings, JobState } from "../jobs/job-state.js";
@@ -89,16 +89,22 @@ async function readJson<T>(path: string): Promise<{ ok: true; value: T } | { ok:
   }
 }
 
-/** Temp file, fsync, rename, fsync of the directory: a crash leaves the old file or the new one, whole. */
-export async function atomicWrite(path: string, text: string, mode = 0o644): Promise<void> {
-  const tmp = `${path}.tmp`;
+/**
+ * Temp file, fsync, rename, fsync of the directory: a crash leaves the old file or the new one,
+ * whole. The temp name is unique, so two writers of one content-named file cannot collide.
+ */
+export async function atomicWrite(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   const file = await open(tmp, "w", mode);
   try {
-    await file.writeFile(text);
+    await file.writeFile(data);
     await file.sync();
-  } finally {
+  } catch (err) {
     await file.close();
+    await rm(tmp, { force: true });
+    throw err;
   }
+  await file.close();
   await rename(tmp, path);
   await syncDir(join(path, ".."));
 }

@@ -1,4 +1,5 @@
-import { mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
+import { mkdir, readFile, stat } from "node:fs/promises";
+import { atomicWrite } from "../runtime/job-files.js";
 import { join } from "node:path";
 import {
   type BlobStore,
@@ -66,17 +67,6 @@ async function keep(dir: string, sha256: string, data: Uint8Array): Promise<Corp
   // A file already there is kept only if it still holds these bytes (a damaged one is rewritten).
   const existing = await stat(path).catch(() => null);
   if (existing && existing.size === data.byteLength && (await readFile(path).then((b) => sha256Hex(b) === sha256, () => false))) return file;
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const fh = await open(tmp, "w");
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fh.close();
-  await rename(tmp, path);
+  await atomicWrite(path, data);
   return file;
 }

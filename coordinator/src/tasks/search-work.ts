@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
+import { atomicWrite } from "../runtime/job-files.js";
 import { join } from "node:path";
 import {
   chooseSearchMethod,
@@ -174,17 +175,6 @@ async function writeMatrixBlob(matrix: EmbeddingMatrix, dir: string): Promise<Se
   const path = join(dir, sha256);
   const out = { name: searchMatrixBlobName(sha256), path, sha256, bytes: bytes.byteLength };
   if ((await stat(path).catch(() => null))?.size === bytes.byteLength) return out;
-  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const fh = await open(tmp, "w");
-  try {
-    await fh.writeFile(bytes);
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fh.close();
-  await rename(tmp, path);
+  await atomicWrite(path, bytes);
   return out;
 }
